@@ -1,0 +1,32 @@
+#include "content/message_structure.hpp"
+
+#include <fmt/format.h>
+
+namespace vigil::content {
+
+std::unique_ptr<policy::Check> MessageStructureCheck::make(policy::Section&) {
+    return std::make_unique<MessageStructureCheck>();
+}
+
+std::vector<core::SymbolDef> MessageStructureCheck::symbols() const {
+    return {{"MSG_HEADER_LIMIT", "More header fields or header bytes than Vigil keeps; the excess was not examined", 3.0},
+            {"MSG_NO_HEADERS", "The message has no header fields at all", 3.0},
+            {"MSG_NO_FROM", "The message has no From field (RFC 5322 requires one)", 2.0},
+            {"MSG_MULTIPLE_FROM", "The message has more than one From field", 3.0}};
+}
+
+void MessageStructureCheck::run(policy::Context& ctx) const {
+    const auto& msg = ctx.message();
+    if (msg.headers_truncated()) {
+        ctx.add_symbol(*this, "MSG_HEADER_LIMIT", 1.0, {fmt::format("{} fields", msg.header_fields_seen())});
+    }
+    if (msg.header_fields_seen() == 0) {
+        ctx.add_symbol(*this, "MSG_NO_HEADERS");
+        return;
+    }
+    auto from = msg.count("From");
+    if (from == 0 && !msg.headers_truncated()) ctx.add_symbol(*this, "MSG_NO_FROM");
+    if (from > 1) ctx.add_symbol(*this, "MSG_MULTIPLE_FROM");
+}
+
+}  // namespace vigil::content

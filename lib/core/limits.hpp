@@ -1,0 +1,27 @@
+#pragma once
+// Every cap on untrusted input in one place (house rule 5). Sizes in bytes unless named otherwise.
+#include <cstddef>
+
+namespace vigil::core::limits {
+
+// Header fields kept per message; fields past either cap are counted but not stored, and the
+// message gets the MSG_HEADER_LIMIT symbol rather than an error, so mail keeps flowing.
+inline constexpr std::size_t max_header_fields = 5000;
+inline constexpr std::size_t max_header_bytes = 4 * 1024 * 1024;
+inline constexpr std::size_t max_header_name = 1024;
+
+// Envelope strings as the MTA hands them to us; longer ones are cut (and flagged).
+inline constexpr std::size_t max_envelope_string = 1024;
+inline constexpr std::size_t max_recipients_kept = 1000;
+
+// Peer-supplied strings in log lines: made printable, then cut to this many bytes.
+inline constexpr std::size_t max_log_field = 256;
+inline constexpr std::size_t max_log_symbols = 64;
+
+// The GTUBE check looks for its string in the first part of the body only.
+inline constexpr std::size_t gtube_scan_bytes = 64 * 1024;
+
+// A message file read by `vigil check` (the milter streams and has no such cap).
+inline constexpr std::size_t max_check_file = 256 * 1024 * 1024;
+
+}  // namespace vigil::core::limits

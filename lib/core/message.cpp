@@ -1,0 +1,95 @@
+#include "core/message.hpp"
+
+#include "core/limits.hpp"
+#include "core/printable.hpp"
+
+namespace vigil::core {
+
+bool Message::add_header(std::string_view name, std::string_view value) {
+    ++fields_seen_;
+    std::size_t bytes = name.size() + value.size();
+    if (headers_.size() >= limits::max_header_fields || header_bytes_ + bytes > limits::max_header_bytes ||
+        name.size() > limits::max_header_name) {
+        return false;
+    }
+    header_bytes_ += bytes;
+    headers_.push_back({std::string(name), std::string(value)});
+    return true;
+}
+
+const HeaderField* Message::find(std::string_view name) const {
+    for (const auto& h : headers_) {
+        if (iequals(h.name, name)) return &h;
+    }
+    return nullptr;
+}
+
+std::size_t Message::count(std::string_view name) const {
+    std::size_t n = 0;
+    for (const auto& h : headers_) n += iequals(h.name, name) ? 1 : 0;
+    return n;
+}
+
+namespace {
+
+// One line without its terminator; `next` is set to the start of the following line.
+std::string_view take_line(std::string_view raw, std::size_t pos, std::size_t& next) {
+    auto nl = raw.find('\n', pos);
+    if (nl == std::string_view::npos) {
+        next = raw.size();
+        return raw.substr(pos);
+    }
+    next = nl + 1;
+    auto line = raw.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
+}
+
+bool is_field_name_char(char c) { return c > 32 && c < 127 && c != ':'; }
+
+}  // namespace
+
+ParsedMessage parse_message(std::string_view raw) {
+    ParsedMessage out;
+    std::size_t pos = 0;
+    while (pos < raw.size()) {
+        std::size_t next = 0;
+        auto line = take_line(raw, pos, next);
+        if (line.empty()) {  // the blank line that separates header and body
+            pos = next;
+            break;
+        }
+        if ((line[0] == ' ' || line[0] == '\t') && !out.headers.empty()) {
+            out.headers.back().value += "\r\n";
+            out.headers.back().value += line;
+            pos = next;
+            continue;
+        }
+        auto colon = line.find(':');
+        bool is_field = colon != std::string_view::npos && colon > 0;
+        for (std::size_t i = 0; is_field && i < colon; ++i) is_field = is_field_name_char(line[i]);
+        if (!is_field) break;  // not a header: everything from here on is body
+        out.headers.push_back({std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
+        pos = next;
+    }
+    // Body: normalise bare LF to CRLF, as the MTA would have sent it.
+    out.body.reserve(raw.size() - pos + (raw.size() - pos) / 32);
+    for (std::size_t i = pos; i < raw.size(); ++i) {
+        char c = raw[i];
+        if (c == '\n' && (i == pos || raw[i - 1] != '\r')) out.body += '\r';
+        out.body += c;
+    }
+    return out;
+}
+
+std::string unfold(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        if (c == '\r' || c == '\n') continue;
+        out += c;
+    }
+    return std::string(trim(out));
+}
+
+}  // namespace vigil::core

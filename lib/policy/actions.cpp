@@ -1,0 +1,68 @@
+#include "policy/actions.hpp"
+
+#include <fmt/format.h>
+
+#include "auth/authentication_results.hpp"
+#include "core/printable.hpp"
+
+namespace vigil::policy {
+
+std::string spam_status_value(const Config& config, const core::Verdict& v, bool is_spam) {
+    std::string tests;
+    for (const auto& s : v.symbols) {
+        if (!tests.empty()) tests += ',';
+        tests += s.name;
+    }
+    return fmt::format(" {}, score={:.2f} required={:.2f} tests={}", is_spam ? "Yes" : "No", v.score,
+                       config.thresholds.add_header.value_or(v.reject_threshold), tests.empty() ? "none" : tests);
+}
+
+std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Envelope& env, const core::Message& msg,
+                                           const core::Verdict& v, const std::vector<std::string>& auth_results) {
+    using Kind = core::HeaderEdit::Kind;
+    std::vector<core::HeaderEdit> edits;
+    if (v.action == core::Action::reject || v.action == core::Action::tempfail) return edits;
+
+    // Forged fields first and from the last occurrence backwards, so every index still refers to
+    // the field the MTA received whatever the MTA does with removed fields.
+    std::vector<int> forged;
+    int occurrence = 0;
+    auto ours = core::to_lower(config.authserv_id);
+    for (const auto& h : msg.headers()) {
+        if (!core::iequals(h.name, "Authentication-Results")) continue;
+        ++occurrence;
+        auto claimed = auth::claimed_authserv_id(h.value);
+        if (claimed && *claimed == ours) forged.push_back(occurrence);
+    }
+    for (auto it = forged.rbegin(); it != forged.rend(); ++it) {
+        edits.push_back({Kind::remove, "Authentication-Results", "", *it});
+    }
+
+    bool inbound = env.direction == core::Direction::inbound;
+    if (inbound) {
+        edits.push_back({Kind::insert_top, "Authentication-Results",
+                         auth::format_authentication_results(config.authserv_id, auth_results), 0});
+    }
+    bool is_spam = v.action == core::Action::add_header;
+    if (is_spam || (inbound && config.always_add_score)) {
+        if (is_spam) edits.push_back({Kind::append, config.flag_header, " YES", 0});
+        edits.push_back({Kind::append, config.score_header, fmt::format(" {:.2f}", v.score), 0});
+        edits.push_back({Kind::append, config.status_header, spam_status_value(config, v, is_spam), 0});
+    }
+    if (is_spam && !config.subject_tag.empty()) {
+        if (const auto* subject = msg.find("Subject")) {
+            auto value = subject->value;
+            std::size_t lead = value.find_first_not_of(" \t");
+            if (lead == std::string::npos) lead = value.size();
+            // Never tag twice (a message that bounced back and forth).
+            if (value.compare(lead, config.subject_tag.size(), config.subject_tag) != 0) {
+                edits.push_back({Kind::change, "Subject", " " + config.subject_tag + " " + value.substr(lead), 1});
+            }
+        } else {
+            edits.push_back({Kind::append, "Subject", " " + config.subject_tag, 0});
+        }
+    }
+    return edits;
+}
+
+}  // namespace vigil::policy

@@ -1,0 +1,21 @@
+#pragma once
+// What the verdict means for the message's header: our Authentication-Results on top, forged ones
+// removed, and the junk headers and subject tag for add_header.
+#include <string>
+#include <vector>
+
+#include "core/envelope.hpp"
+#include "core/message.hpp"
+#include "core/verdict.hpp"
+#include "policy/config.hpp"
+
+namespace vigil::policy {
+
+std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Envelope& env, const core::Message& msg,
+                                           const core::Verdict& verdict, const std::vector<std::string>& auth_results);
+
+// "Yes, score=7.20 required=6.00 tests=A,B" — SpamAssassin's shape, which mail clients and sieve
+// scripts already understand.
+std::string spam_status_value(const Config& config, const core::Verdict& verdict, bool is_spam);
+
+}  // namespace vigil::policy

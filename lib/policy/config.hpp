@@ -1,0 +1,101 @@
+#pragma once
+// The whole configuration: built once, validated, then shared read-only (house rule 7).
+#include <array>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/ip_address.hpp"
+#include "core/verdict.hpp"
+#include "policy/check.hpp"
+#include "policy/config_reader.hpp"
+
+namespace vigil::policy {
+
+enum class LogFormat { text, json };
+
+struct Thresholds {
+    // Score at or above which each action applies; the action with the highest threshold that the
+    // score reaches wins (rspamd semantics). Unset = the action is never chosen by score.
+    std::optional<double> reject;
+    std::optional<double> tempfail;
+    std::optional<double> quarantine;
+    std::optional<double> add_header;
+};
+
+struct Config {
+    std::string source;  // file the config came from, for messages
+
+    // [milter]
+    std::string socket = "inet:8891@127.0.0.1";
+    unsigned socket_mode = 0660;
+    std::string user = "vigil";
+    std::string group;  // empty: the user's primary group
+    bool allow_root = false;
+    std::string pid_file;
+    int milter_timeout_s = 300;
+    core::Action on_internal_error = core::Action::tempfail;
+    bool tcp_nodelay = true;
+
+    // [server]
+    std::string hostname;
+    std::string authserv_id;
+    std::vector<core::Cidr> trusted_networks;
+    bool authenticated_is_outbound = true;
+
+    // [dns]
+    std::string dns_server;  // HOST:PORT: every query to that one server, no validation
+    std::chrono::milliseconds stage_budget{3000};
+
+    // [log]
+    LogFormat log_format = LogFormat::text;
+    bool log_connections = true;
+
+    // [actions]
+    Thresholds thresholds;
+    bool honour_forced_actions = true;
+
+    // [replies]
+    core::SmtpReply reject_reply{"550", "5.7.1", "Message rejected by policy"};
+    core::SmtpReply tempfail_reply{"451", "4.7.1", "Message deferred by policy, try again later"};
+
+    // [headers]
+    std::string flag_header = "X-Spam-Flag";
+    std::string score_header = "X-Spam-Score";
+    std::string status_header = "X-Spam-Status";
+    std::string subject_tag;
+    bool always_add_score = false;
+
+    // Checks, all of them; disabled ones are kept out of `by_stage`.
+    std::vector<std::unique_ptr<Check>> checks;
+    std::array<std::vector<const Check*>, stage_count> by_stage;  // dependency order
+    std::map<std::string, core::SymbolDef, std::less<>> symbols;  // every known symbol
+    std::map<std::string, double, std::less<>> weights;           // effective weights
+
+    double weight(std::string_view symbol) const;
+    const core::SymbolDef* symbol(std::string_view name) const;
+};
+
+// Settings given on the command line that win over the file.
+struct Overrides {
+    std::optional<std::string> dns_server;
+    std::optional<std::string> authserv_id;
+    std::optional<std::string> socket;
+    std::optional<bool> allow_root;
+};
+
+// Throw ConfigError listing every problem with file:line:column.
+std::shared_ptr<const Config> load_config_file(const std::string& path, const Overrides& overrides = {});
+std::shared_ptr<const Config> load_config_string(std::string_view toml, const std::string& name = "<config>",
+                                                 const Overrides& overrides = {});
+
+// Validates a libmilter socket spec: unix:PATH, local:PATH, inet:PORT@HOST, inet6:PORT@HOST.
+std::optional<std::string> socket_spec_error(std::string_view spec);
+// Validates HOST:PORT (or [v6]:PORT) for the DNS override.
+std::optional<std::string> dns_server_error(std::string_view spec);
+
+}  // namespace vigil::policy

@@ -1,0 +1,273 @@
+#include "policy/session.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/limits.hpp"
+#include "policy/actions.hpp"
+
+namespace vigil::policy {
+
+class Session::Ctx final : public Context {
+public:
+    Ctx(Session& s, Stage stage, Results& into, std::string_view rcpt)
+        : s_(s), stage_(stage), into_(into), rcpt_(rcpt),
+          deadline_(s.services_.clock->monotonic() + s.config_->stage_budget) {}
+
+    const Config& config() const override { return *s_.config_; }
+    const core::Clock& clock() const override { return *s_.services_.clock; }
+    const core::Envelope& envelope() const override { return s_.env_; }
+    const core::Message& message() const override { return s_.msg_; }
+    Stage stage() const override { return stage_; }
+    std::chrono::steady_clock::time_point deadline() const override { return deadline_; }
+    std::string_view current_rcpt() const override { return rcpt_; }
+
+    void add_symbol(const Check& by, std::string_view symbol, double multiplier,
+                    std::vector<std::string> options) override {
+        into_.hits.push_back({core::SymbolHit{std::string(symbol), multiplier, std::move(options), std::string(by.name())},
+                              by.inbound_only()});
+    }
+    void force(const Check& by, core::Action action, std::string reason,
+               std::optional<core::SmtpReply> reply) override {
+        into_.forced.push_back({core::ForcedAction{action, std::move(reason), std::string(by.name()), std::move(reply)},
+                                by.inbound_only()});
+    }
+    void add_auth_result(std::string resinfo) override { into_.auth_results.push_back(std::move(resinfo)); }
+    CheckState* state(const Check& by) override {
+        auto it = s_.states_.find(&by);
+        return it == s_.states_.end() ? nullptr : it->second.get();
+    }
+    void set_state(const Check& by, std::unique_ptr<CheckState> st) override { s_.states_[&by] = std::move(st); }
+
+private:
+    Session& s_;
+    Stage stage_;
+    Results& into_;
+    std::string_view rcpt_;
+    std::chrono::steady_clock::time_point deadline_;
+};
+
+Session::Session(std::shared_ptr<const Config> config, Services services)
+    : config_(std::move(config)), services_(services), started_(services_.clock->monotonic()) {}
+
+long Session::elapsed_ms() const {
+    return static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(services_.clock->monotonic() - started_).count());
+}
+
+bool Session::skip(const Check& c) const {
+    // Before MAIL FROM the direction is not known yet (authentication comes after EHLO); connect and
+    // helo checks run for everyone and their symbols are dropped at the end for outbound mail.
+    return direction_known_ && env_.direction == core::Direction::outbound && c.inbound_only();
+}
+
+void Session::run_stage(Stage stage, Results& into, std::string_view rcpt) {
+    const auto& checks = config_->by_stage[static_cast<int>(stage)];
+    if (checks.empty()) return;
+    Ctx ctx(*this, stage, into, rcpt);
+    for (const auto* c : checks) {
+        if (!skip(*c)) c->start(ctx);
+    }
+    for (const auto* c : checks) {
+        if (!skip(*c)) c->run(ctx);
+    }
+}
+
+StageResult Session::early_decision(const Results& r, std::size_t forced_from) const {
+    StageResult out;
+    if (!config_->honour_forced_actions) return out;
+    for (std::size_t i = forced_from; i < r.forced.size(); ++i) {
+        const auto& f = r.forced[i].action;
+        if (f.action != core::Action::reject && f.action != core::Action::tempfail) continue;
+        if (direction_known_ && env_.direction == core::Direction::outbound && r.forced[i].inbound_only) continue;
+        auto kind = f.action == core::Action::reject ? StageResult::Kind::reject : StageResult::Kind::tempfail;
+        if (out.kind == StageResult::Kind::reject) continue;  // reject wins over tempfail
+        out.kind = kind;
+        out.reply = f.reply.value_or(kind == StageResult::Kind::reject ? config_->reject_reply : config_->tempfail_reply);
+        out.reason = f.reason;
+    }
+    return out;
+}
+
+StageResult Session::connect(std::optional<core::IpAddress> ip, std::string_view client_name,
+                             std::string_view daemon_name) {
+    env_ = core::Envelope{};
+    connection_ = Results{};
+    started_ = services_.clock->monotonic();
+    env_.client_ip = ip ? std::optional(ip->unmapped()) : std::nullopt;
+    env_.client_name = std::string(client_name.substr(0, core::limits::max_envelope_string));
+    env_.daemon_name = std::string(daemon_name.substr(0, core::limits::max_envelope_string));
+    // No address means local submission (sendmail binary, Postfix pickup): ours by definition.
+    env_.trusted_network = !env_.client_ip ||
+                           std::any_of(config_->trusted_networks.begin(), config_->trusted_networks.end(),
+                                       [&](const core::Cidr& c) { return c.contains(*env_.client_ip); });
+    auto before = connection_.forced.size();
+    run_stage(Stage::connect, connection_);
+    return early_decision(connection_, before);
+}
+
+StageResult Session::helo(std::string_view name) {
+    env_.helo = std::string(name.substr(0, core::limits::max_envelope_string));
+    // A second HELO/EHLO replaces the first one's findings.
+    auto helo_stage = config_->by_stage[static_cast<int>(Stage::helo)];
+    std::erase_if(connection_.hits, [&](const Hit& h) {
+        return std::any_of(helo_stage.begin(), helo_stage.end(), [&](const Check* c) { return c->name() == h.hit.check; });
+    });
+    auto before = connection_.forced.size();
+    run_stage(Stage::helo, connection_);
+    return early_decision(connection_, before);
+}
+
+StageResult Session::mail(std::string_view from, std::string_view auth_user, std::string_view auth_type) {
+    reset_message();
+    in_message_ = true;
+    started_ = services_.clock->monotonic();
+    env_.mail_from = core::strip_angle_brackets(from.substr(0, core::limits::max_envelope_string));
+    env_.auth_user = std::string(auth_user.substr(0, core::limits::max_envelope_string));
+    env_.auth_type = std::string(auth_type.substr(0, core::limits::max_envelope_string));
+    bool outbound = env_.trusted_network || (config_->authenticated_is_outbound && !env_.auth_user.empty());
+    env_.direction = outbound ? core::Direction::outbound : core::Direction::inbound;
+    direction_known_ = true;
+    auto before = message_.forced.size();
+    run_stage(Stage::mail, message_);
+    auto early = early_decision(message_, before);
+    // An early decision made before the direction was known (connect, helo) applies only now
+    // that we know the sender is not one of ours.
+    if (early.proceed()) early = early_decision(connection_, 0);
+    return early;
+}
+
+StageResult Session::rcpt(std::string_view rcpt) {
+    auto addr = core::strip_angle_brackets(rcpt.substr(0, core::limits::max_envelope_string));
+    // Findings about one recipient must not stick to the message if that recipient is refused.
+    Results scratch;
+    run_stage(Stage::rcpt, scratch, addr);
+    auto early = early_decision(scratch, 0);
+    if (!early.proceed()) return early;
+    for (auto& h : scratch.hits) message_.hits.push_back(std::move(h));
+    for (auto& f : scratch.forced) message_.forced.push_back(std::move(f));
+    for (auto& a : scratch.auth_results) message_.auth_results.push_back(std::move(a));
+    ++env_.rcpt_count;
+    if (env_.rcpts.size() < core::limits::max_recipients_kept) env_.rcpts.push_back(std::move(addr));
+    return early;
+}
+
+void Session::set_queue_id(std::string_view id) {
+    if (!id.empty()) env_.queue_id = std::string(id.substr(0, 64));
+}
+
+void Session::header(std::string_view name, std::string_view value) { msg_.add_header(name, value); }
+
+void Session::end_of_headers() { run_stage(Stage::headers, message_); }
+
+void Session::body(std::string_view chunk) {
+    msg_.add_body(chunk.size());
+    const auto& checks = config_->by_stage[static_cast<int>(Stage::body)];
+    if (checks.empty()) return;
+    Ctx ctx(*this, Stage::body, message_, {});
+    for (const auto* c : checks) {
+        if (!skip(*c)) c->body_chunk(ctx, chunk);
+    }
+}
+
+core::Verdict Session::end_of_message() {
+    run_stage(Stage::body, message_);
+    run_stage(Stage::eom, message_);
+
+    bool outbound = env_.direction == core::Direction::outbound;
+    std::vector<core::SymbolHit> hits;
+    std::vector<core::ForcedAction> forced;
+    std::vector<std::string> auth_results;
+    for (const Results* r : {&connection_, &message_}) {
+        for (const auto& h : r->hits) {
+            if (!(outbound && h.inbound_only)) hits.push_back(h.hit);
+        }
+        for (const auto& f : r->forced) {
+            if (!(outbound && f.inbound_only)) forced.push_back(f.action);
+        }
+        for (const auto& a : r->auth_results) auth_results.push_back(a);
+    }
+    auto verdict = decide(*config_, hits, forced);
+    verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results);
+    return verdict;
+}
+
+void Session::reset_message() {
+    msg_ = core::Message{};
+    message_ = Results{};
+    states_.clear();
+    env_.queue_id.clear();
+    env_.mail_from.clear();
+    env_.auth_user.clear();
+    env_.auth_type.clear();
+    env_.rcpts.clear();
+    env_.rcpt_count = 0;
+    in_message_ = false;
+    direction_known_ = false;
+}
+
+core::Verdict decide(const Config& config, const std::vector<core::SymbolHit>& hits,
+                     const std::vector<core::ForcedAction>& forced) {
+    core::Verdict v;
+    // One entry per symbol: the strongest hit wins, options of all hits are kept (bounded).
+    for (const auto& h : hits) {
+        double score = config.weight(h.name) * h.multiplier;
+        auto it = std::find_if(v.symbols.begin(), v.symbols.end(), [&](const core::ScoredSymbol& s) { return s.name == h.name; });
+        if (it == v.symbols.end()) {
+            v.symbols.push_back({h.name, score, h.options});
+            continue;
+        }
+        if (std::fabs(score) > std::fabs(it->score)) it->score = score;
+        for (const auto& o : h.options) {
+            if (it->options.size() < 8) it->options.push_back(o);
+        }
+    }
+    for (const auto& s : v.symbols) v.score += s.score;
+    v.score = std::round(v.score * 100.0) / 100.0;  // the log and the headers show two decimals
+    std::sort(v.symbols.begin(), v.symbols.end(), [](const auto& a, const auto& b) {
+        return std::fabs(a.score) != std::fabs(b.score) ? std::fabs(a.score) > std::fabs(b.score) : a.name < b.name;
+    });
+    const auto& t = config.thresholds;
+    v.reject_threshold = t.reject.value_or(0.0);
+
+    // Highest threshold reached wins.
+    std::optional<double> best;
+    auto consider = [&](const std::optional<double>& threshold, core::Action a) {
+        if (threshold && v.score >= *threshold && (!best || *threshold > *best)) {
+            best = threshold;
+            v.action = a;
+        }
+    };
+    consider(t.add_header, core::Action::add_header);
+    consider(t.quarantine, core::Action::quarantine);
+    consider(t.tempfail, core::Action::tempfail);
+    consider(t.reject, core::Action::reject);
+
+    if (config.honour_forced_actions && !forced.empty()) {
+        // The strongest forced action decides; a forced accept (allow rule) decides only when
+        // nothing else forced anything.
+        const core::ForcedAction* pick = nullptr;
+        for (const auto& f : forced) {
+            if (pick == nullptr || f.action > pick->action) pick = &f;
+        }
+        // A forced accept (allow rule) overrides the score; any other forced action can only make
+        // the outcome stronger than the score alone would.
+        if (pick->action == core::Action::accept || pick->action > v.action) {
+            v.action = pick->action;
+            v.forced = *pick;
+        }
+    }
+    if (v.action == core::Action::reject) {
+        v.reply = (v.forced && v.forced->reply) ? *v.forced->reply : config.reject_reply;
+    } else if (v.action == core::Action::tempfail) {
+        v.reply = (v.forced && v.forced->reply) ? *v.forced->reply : config.tempfail_reply;
+    } else if (v.action == core::Action::quarantine) {
+        v.quarantine_reason = v.forced ? fmt::format("vigil: {}", v.forced->reason)
+                                       : fmt::format("vigil: score {:.2f}", v.score);
+    }
+    return v;
+}
+
+}  // namespace vigil::policy
