@@ -1,0 +1,281 @@
+#include "milter/adapter.hpp"
+
+#include <syslog.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "core/printable.hpp"
+#include "policy/session.hpp"
+#include "report/decision_log.hpp"
+
+namespace vigil::milter {
+
+namespace {
+
+Daemon* g_daemon = nullptr;
+
+struct Priv {
+    std::shared_ptr<const policy::Config> config;
+    std::unique_ptr<policy::Session> session;
+    bool leadspc = false;
+    unsigned long noreply = 0;  // protocol flags for stages where we never answer
+};
+
+Priv* priv(SMFICTX* ctx) { return static_cast<Priv*>(smfi_getpriv(ctx)); }
+
+std::string macro(SMFICTX* ctx, const char* name) {
+    const char* v = smfi_getsymval(ctx, const_cast<char*>(name));
+    return v ? std::string(v) : std::string();
+}
+
+// libmilter hands header values with bare LF between folded lines; Vigil keeps CRLF everywhere.
+std::string to_crlf(const char* raw) {
+    std::string out;
+    for (const char* p = raw; *p; ++p) {
+        if (*p == '\n' && (p == raw || p[-1] != '\r')) out += '\r';
+        out += *p;
+    }
+    return out;
+}
+
+// ...and expects LF-only folding in values we send back.
+std::string to_lf(std::string_view s, bool leadspc) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') continue;
+        out += s[i];
+    }
+    if (!leadspc && !out.empty() && out.front() == ' ') out.erase(0, 1);
+    return out;
+}
+
+sfsistat set_reply(SMFICTX* ctx, const core::SmtpReply& r, sfsistat status) {
+    // The texts are validated printable ASCII without '%'; setreply fails only on bad codes.
+    smfi_setreply(ctx, const_cast<char*>(r.code.c_str()), const_cast<char*>(r.xcode.c_str()),
+                  const_cast<char*>(r.text.c_str()));
+    return status;
+}
+
+std::shared_ptr<const policy::Config> config_of(SMFICTX* ctx) {
+    Priv* p = priv(ctx);
+    return p && p->config ? p->config : g_daemon->config();
+}
+
+// Every callback funnels exceptions here: the configured failure action, never an accidental accept.
+sfsistat internal_failure(SMFICTX* ctx, const char* where, const char* what) noexcept {
+    try {
+        auto config = config_of(ctx);
+        const auto& cfg = *config;
+        auto qid = macro(ctx, "i");
+        log_line(LOG_ERR, fmt::format("{}: internal error in {}: {} -> {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
+                                      where, core::printable(what), core::to_string(cfg.on_internal_error)));
+        switch (cfg.on_internal_error) {
+            case core::Action::accept: return SMFIS_ACCEPT;
+            case core::Action::reject: return set_reply(ctx, {"550", "5.3.0", "Internal error in mail filter"}, SMFIS_REJECT);
+            default: return set_reply(ctx, {"451", "4.3.0", "Internal error in mail filter, try again later"}, SMFIS_TEMPFAIL);
+        }
+    } catch (...) {
+        return SMFIS_TEMPFAIL;
+    }
+}
+
+#define GUARD(where, body)                                         \
+    try {                                                          \
+        body                                                       \
+    } catch (const std::exception& e) {                            \
+        return internal_failure(ctx, where, e.what());             \
+    } catch (...) {                                                \
+        return internal_failure(ctx, where, "unknown exception"); \
+    }
+
+sfsistat early(SMFICTX* ctx, Priv& p, const policy::StageResult& r, const char* stage, std::string_view rcpt = {}) {
+    if (r.proceed()) return SMFIS_CONTINUE;
+    const char* action = r.kind == policy::StageResult::Kind::reject ? "reject" : "tempfail";
+    if (p.config->log_connections || std::strcmp(stage, "rcpt") == 0 || std::strcmp(stage, "mail") == 0) {
+        log_line(LOG_INFO, report::format_early_decision(p.config->log_format, p.session->envelope(), stage, action,
+                                                         r.reply, r.reason, rcpt));
+    }
+    return set_reply(ctx, r.reply, r.kind == policy::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL);
+}
+
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) noexcept {
+    GUARD("negotiate", {
+        auto p = std::make_unique<Priv>();
+        p->config = g_daemon->config();
+        *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
+        unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+        // Stages where Vigil never answers: the MTA need not wait for us there.
+        unsigned long noreply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN | SMFIP_NR_DATA;
+        *pf1 = f1 & (want | noreply);
+        *pf2 = 0;
+        *pf3 = 0;
+        p->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
+        p->noreply = *pf1 & noreply;
+        if (*pf0 & SMFIF_SETSYMLIST) {
+            smfi_setsymlist(ctx, SMFIM_CONNECT, const_cast<char*>("j {daemon_name} {client_addr} {client_name}"));
+            smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_type} {auth_authen} {mail_addr}"));
+            smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("i {rcpt_addr}"));
+            smfi_setsymlist(ctx, SMFIM_EOH, const_cast<char*>("i"));
+            smfi_setsymlist(ctx, SMFIM_EOM, const_cast<char*>("i"));
+        }
+        smfi_setpriv(ctx, p.release());
+        return SMFIS_CONTINUE;
+    })
+}
+
+Priv& ensure_priv(SMFICTX* ctx) {
+    Priv* p = priv(ctx);
+    if (p == nullptr) {  // an MTA that skipped negotiation (very old protocol): still work
+        auto fresh = std::make_unique<Priv>();
+        fresh->config = g_daemon->config();
+        p = fresh.release();
+        smfi_setpriv(ctx, p);
+    }
+    if (!p->session) p->session = std::make_unique<policy::Session>(p->config, policy::Services{});
+    return *p;
+}
+
+sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept {
+    GUARD("connect", {
+        Priv& p = ensure_priv(ctx);
+        auto ip = core::IpAddress::from_sockaddr(hostaddr);
+        if (!ip) {
+            if (auto a = macro(ctx, "{client_addr}"); !a.empty()) ip = core::IpAddress::parse(a);
+        }
+        auto r = p.session->connect(ip, hostname ? hostname : "unknown", macro(ctx, "{daemon_name}"));
+        return early(ctx, p, r, "connect");
+    })
+}
+
+sfsistat on_helo(SMFICTX* ctx, char* name) noexcept {
+    GUARD("helo", {
+        Priv& p = ensure_priv(ctx);
+        return early(ctx, p, p.session->helo(name ? name : ""), "helo");
+    })
+}
+
+sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
+    GUARD("mail", {
+        Priv& p = ensure_priv(ctx);
+        auto r = p.session->mail(argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"), macro(ctx, "{auth_type}"));
+        p.session->set_queue_id(macro(ctx, "i"));
+        return early(ctx, p, r, "mail");
+    })
+}
+
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) noexcept {
+    GUARD("rcpt", {
+        Priv& p = ensure_priv(ctx);
+        p.session->set_queue_id(macro(ctx, "i"));
+        std::string rcpt = argv && argv[0] ? argv[0] : "";
+        return early(ctx, p, p.session->rcpt(rcpt), "rcpt", core::strip_angle_brackets(rcpt));
+    })
+}
+
+sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
+    GUARD("header", {
+        Priv& p = ensure_priv(ctx);
+        p.session->header(name ? name : "", to_crlf(value ? value : ""));
+        return (p.noreply & SMFIP_NR_HDR) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    })
+}
+
+sfsistat on_eoh(SMFICTX* ctx) noexcept {
+    GUARD("eoh", {
+        Priv& p = ensure_priv(ctx);
+        p.session->set_queue_id(macro(ctx, "i"));
+        p.session->end_of_headers();
+        return (p.noreply & SMFIP_NR_EOH) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    })
+}
+
+sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) noexcept {
+    GUARD("body", {
+        Priv& p = ensure_priv(ctx);
+        p.session->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
+        return (p.noreply & SMFIP_NR_BODY) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    })
+}
+
+void apply_edits(SMFICTX* ctx, const Priv& p, const core::Verdict& v) {
+    using Kind = core::HeaderEdit::Kind;
+    for (const auto& e : v.edits) {
+        auto value = to_lf(e.value, p.leadspc);
+        char* name = const_cast<char*>(e.name.c_str());
+        int rc = MI_SUCCESS;
+        switch (e.kind) {
+            case Kind::insert_top: rc = smfi_insheader(ctx, 0, name, value.data()); break;
+            case Kind::append: rc = smfi_addheader(ctx, name, value.data()); break;
+            case Kind::change: rc = smfi_chgheader(ctx, name, e.index, value.data()); break;
+            case Kind::remove: rc = smfi_chgheader(ctx, name, e.index, nullptr); break;
+        }
+        if (rc != MI_SUCCESS) throw std::runtime_error(fmt::format("the MTA refused a change of header {}", e.name));
+    }
+}
+
+sfsistat on_eom(SMFICTX* ctx) noexcept {
+    GUARD("eom", {
+        Priv& p = ensure_priv(ctx);
+        p.session->set_queue_id(macro(ctx, "i"));
+        auto v = p.session->end_of_message();
+        sfsistat status = SMFIS_ACCEPT;
+        switch (v.action) {
+            case core::Action::reject: status = set_reply(ctx, *v.reply, SMFIS_REJECT); break;
+            case core::Action::tempfail: status = set_reply(ctx, *v.reply, SMFIS_TEMPFAIL); break;
+            case core::Action::quarantine:
+                apply_edits(ctx, p, v);
+                if (smfi_quarantine(ctx, const_cast<char*>(v.quarantine_reason.c_str())) != MI_SUCCESS) {
+                    throw std::runtime_error("the MTA refused to quarantine (SMFIF_QUARANTINE not negotiated)");
+                }
+                break;
+            default: apply_edits(ctx, p, v); break;
+        }
+        log_line(LOG_INFO, report::format_decision(p.config->log_format, p.session->envelope(), v, p.session->elapsed_ms()));
+        p.session->reset_message();
+        return status;
+    })
+}
+
+sfsistat on_abort(SMFICTX* ctx) noexcept {
+    GUARD("abort", {
+        if (Priv* p = priv(ctx); p && p->session) p->session->reset_message();
+        return SMFIS_CONTINUE;
+    })
+}
+
+sfsistat on_close(SMFICTX* ctx) noexcept {
+    // close may come without connect (e.g. the MTA gave up during negotiation).
+    delete priv(ctx);
+    smfi_setpriv(ctx, nullptr);
+    return SMFIS_CONTINUE;
+}
+
+}  // namespace
+
+void set_daemon(Daemon* daemon) { g_daemon = daemon; }
+
+smfiDesc make_filter_description() {
+    smfiDesc d{};
+    d.xxfi_name = const_cast<char*>("vigil");
+    d.xxfi_version = SMFI_VERSION;
+    d.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
+    d.xxfi_connect = on_connect;
+    d.xxfi_helo = on_helo;
+    d.xxfi_envfrom = on_envfrom;
+    d.xxfi_envrcpt = on_envrcpt;
+    d.xxfi_header = on_header;
+    d.xxfi_eoh = on_eoh;
+    d.xxfi_body = on_body;
+    d.xxfi_eom = on_eom;
+    d.xxfi_abort = on_abort;
+    d.xxfi_close = on_close;
+    d.xxfi_negotiate = on_negotiate;
+    return d;
+}
+
+}  // namespace vigil::milter

@@ -1,0 +1,104 @@
+#include "milter/daemon.hpp"
+
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace vigil::milter {
+
+Daemon::Daemon(std::string config_path, policy::Overrides overrides, std::shared_ptr<const policy::Config> config,
+               bool foreground)
+    : path_(std::move(config_path)), overrides_(std::move(overrides)), config_(std::move(config)),
+      foreground_(foreground) {}
+
+std::shared_ptr<const policy::Config> Daemon::config() const {
+    std::lock_guard lock(mutex_);
+    return config_;
+}
+
+bool Daemon::reload() {
+    try {
+        auto fresh = policy::load_config_file(path_, overrides_);
+        {
+            std::lock_guard lock(mutex_);
+            config_ = std::move(fresh);
+        }
+        log_line(LOG_NOTICE, fmt::format("reloaded configuration from {}", path_));
+        return true;
+    } catch (const std::exception& e) {
+        std::string msg = e.what();
+        for (auto& c : msg) {
+            if (c == '\n') c = ';';
+        }
+        log_line(LOG_ERR, fmt::format("reload of {} failed, keeping the running configuration: {}", path_, msg));
+        return false;
+    }
+}
+
+void log_line(int priority, const std::string& line) { syslog(priority, "%s", line.c_str()); }
+
+int set_nodelay_on_listeners() {
+    int set = 0;
+    struct rlimit rl {};
+    int max_fd = (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536) ? static_cast<int>(rl.rlim_cur) : 1024;
+    for (int fd = 0; fd < max_fd; ++fd) {
+        int listening = 0;
+        socklen_t len = sizeof listening;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+        sockaddr_storage ss{};
+        socklen_t slen = sizeof ss;
+        if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &slen) != 0) continue;
+        if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) continue;
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++set;
+    }
+    return set;
+}
+
+std::string drop_privileges(const policy::Config& cfg, const std::string& unix_socket_path) {
+    if (geteuid() != 0) {
+        if (!unix_socket_path.empty()) chmod(unix_socket_path.c_str(), cfg.socket_mode);
+        return {};
+    }
+    if (cfg.user.empty() || cfg.user == "root") {
+        if (cfg.allow_root) {
+            if (!unix_socket_path.empty()) chmod(unix_socket_path.c_str(), cfg.socket_mode);
+            return {};
+        }
+        return "refusing to run as root: set [milter] user (or allow_root = true / --allow-root)";
+    }
+    errno = 0;
+    struct passwd* pw = getpwnam(cfg.user.c_str());
+    if (pw == nullptr) return fmt::format("user '{}' does not exist", cfg.user);
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    std::string name = pw->pw_name;
+    if (!cfg.group.empty()) {
+        struct group* gr = getgrnam(cfg.group.c_str());
+        if (gr == nullptr) return fmt::format("group '{}' does not exist", cfg.group);
+        gid = gr->gr_gid;
+    }
+    if (!unix_socket_path.empty()) {
+        if (chown(unix_socket_path.c_str(), uid, gid) != 0 || chmod(unix_socket_path.c_str(), cfg.socket_mode) != 0) {
+            return fmt::format("cannot set owner/mode of {}: {}", unix_socket_path, std::strerror(errno));
+        }
+    }
+    if (initgroups(name.c_str(), gid) != 0) return fmt::format("initgroups: {}", std::strerror(errno));
+    if (setgid(gid) != 0) return fmt::format("setgid({}): {}", gid, std::strerror(errno));
+    if (setuid(uid) != 0) return fmt::format("setuid({}): {}", uid, std::strerror(errno));
+    if (setuid(0) == 0) return "privileges could be regained after dropping them";
+    return {};
+}
+
+}  // namespace vigil::milter

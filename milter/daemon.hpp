@@ -1,0 +1,41 @@
+#pragma once
+// The process around the libmilter callbacks: configuration ownership and reload, logging,
+// socket set-up and privilege drop.
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "policy/config.hpp"
+
+namespace vigil::milter {
+
+class Daemon {
+public:
+    Daemon(std::string config_path, policy::Overrides overrides, std::shared_ptr<const policy::Config> config,
+           bool foreground);
+
+    std::shared_ptr<const policy::Config> config() const;
+    // Re-reads the file; on any error logs why and keeps the running configuration.
+    bool reload();
+    bool foreground() const { return foreground_; }
+
+private:
+    std::string path_;
+    policy::Overrides overrides_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<const policy::Config> config_;
+    bool foreground_;
+};
+
+// syslog(LOG_MAIL) at the given priority; peer data must already be made printable.
+void log_line(int priority, const std::string& line);
+
+// Sets TCP_NODELAY on the listening inet sockets libmilter opened, so that the sockets it accepts
+// inherit it (Linux copies the option to accepted sockets). Returns how many sockets were set.
+int set_nodelay_on_listeners();
+
+// Drops to the configured user and group; refuses to keep running as root unless allowed.
+// Returns an error text, or empty on success.
+std::string drop_privileges(const policy::Config& config, const std::string& unix_socket_path);
+
+}  // namespace vigil::milter

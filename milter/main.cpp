@@ -1,0 +1,143 @@
+// vigil-milter: the daemon. Parses options, loads the config, opens the socket, drops privileges,
+// and hands control to libmilter.
+#include <getopt.h>
+#include <libmilter/mfapi.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "milter/adapter.hpp"
+#include "milter/daemon.hpp"
+#include "policy/config.hpp"
+
+namespace {
+
+constexpr const char* default_config = "/etc/vigil/vigil.conf";
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: vigil-milter [-c FILE] [-t] [-f] [-p SOCKET] [--dns HOST:PORT] [--allow-root]\n"
+                 "  -c FILE         configuration file (default %s)\n"
+                 "  -t              check the configuration and exit (non-zero on any error)\n"
+                 "  -f              stay in the foreground and log to stderr as well as syslog\n"
+                 "  -p SOCKET       listen here instead of [milter] socket (unix:PATH or inet:PORT@HOST)\n"
+                 "  --dns HOST:PORT send every DNS query to this server, without DNSSEC validation\n"
+                 "  --allow-root    keep running as root (not recommended)\n"
+                 "Signals: SIGUSR1 reloads the configuration; SIGTERM/SIGINT/SIGHUP stop (libmilter).\n",
+                 default_config);
+}
+
+std::string unix_socket_path(const std::string& spec) {
+    for (const char* prefix : {"unix:", "local:"}) {
+        if (spec.rfind(prefix, 0) == 0) return spec.substr(std::strlen(prefix));
+    }
+    return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path = default_config;
+    bool test_only = false, foreground = false;
+    vigil::policy::Overrides ov;
+    static const option long_opts[] = {{"dns", required_argument, nullptr, 'D'},
+                                       {"allow-root", no_argument, nullptr, 'R'},
+                                       {"help", no_argument, nullptr, 'h'},
+                                       {nullptr, 0, nullptr, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:tfp:h", long_opts, nullptr)) != -1) {
+        switch (c) {
+            case 'c': config_path = optarg; break;
+            case 't': test_only = true; break;
+            case 'f': foreground = true; break;
+            case 'p': ov.socket = optarg; break;
+            case 'D': ov.dns_server = optarg; break;
+            case 'R': ov.allow_root = true; break;
+            case 'h': usage(stdout); return 0;
+            default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    std::shared_ptr<const vigil::policy::Config> config;
+    try {
+        config = vigil::policy::load_config_file(config_path, ov);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\nvigil-milter: configuration has errors, not starting\n", e.what());
+        return 1;
+    }
+    if (test_only) {
+        std::printf("%s: configuration OK (%zu checks enabled, socket %s)\n", config_path.c_str(), config->checks.size(),
+                    config->socket.c_str());
+        return 0;
+    }
+
+    openlog("vigil-milter", LOG_PID | LOG_NDELAY | (foreground ? LOG_PERROR : 0), LOG_MAIL);
+    vigil::milter::Daemon daemon(config_path, ov, config, foreground);
+    vigil::milter::set_daemon(&daemon);
+
+    // SIGUSR1 is handled by a thread of ours; every libmilter thread inherits the blocked mask.
+    // (libmilter itself uses SIGHUP, SIGTERM and SIGINT to stop.)
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    smfiDesc desc = vigil::milter::make_filter_description();
+    if (smfi_register(desc) != MI_SUCCESS) {
+        vigil::milter::log_line(LOG_ERR, "smfi_register failed");
+        return 1;
+    }
+    if (smfi_setconn(const_cast<char*>(config->socket.c_str())) != MI_SUCCESS ||
+        smfi_settimeout(config->milter_timeout_s) != MI_SUCCESS) {
+        vigil::milter::log_line(LOG_ERR, fmt::format("invalid socket {}", config->socket));
+        return 1;
+    }
+    auto sock_path = unix_socket_path(config->socket);
+    mode_t old_umask = umask(0177);  // the socket starts private; its mode is set explicitly below
+    if (smfi_opensocket(true) != MI_SUCCESS) {
+        vigil::milter::log_line(LOG_ERR, fmt::format("cannot open socket {}: {}", config->socket, std::strerror(errno)));
+        return 1;
+    }
+    umask(old_umask);
+    if (config->tcp_nodelay && sock_path.empty()) {
+        // libmilter writes "add header" and the final reply separately: without this the second
+        // write waits for the MTA's delayed ACK (~40 ms per message over TCP).
+        vigil::milter::set_nodelay_on_listeners();
+    }
+    if (!config->pid_file.empty()) {
+        std::ofstream pid(config->pid_file, std::ios::trunc);
+        pid << getpid() << '\n';
+        if (!pid) vigil::milter::log_line(LOG_WARNING, fmt::format("cannot write pid file {}", config->pid_file));
+    }
+    if (auto err = vigil::milter::drop_privileges(*config, sock_path); !err.empty()) {
+        vigil::milter::log_line(LOG_ERR, err);
+        return 1;
+    }
+
+    std::thread([&daemon, usr1] {
+        for (;;) {
+            int sig = 0;
+            if (sigwait(&usr1, &sig) == 0 && sig == SIGUSR1) daemon.reload();
+        }
+    }).detach();
+
+    vigil::milter::log_line(LOG_NOTICE, fmt::format("starting: listening on {}, authserv-id {}, {} checks, uid {}",
+                                                    config->socket, config->authserv_id, config->checks.size(), getuid()));
+    int rc = smfi_main();
+    vigil::milter::log_line(LOG_NOTICE, fmt::format("stopped (libmilter returned {})", rc));
+    return rc == MI_SUCCESS ? 0 : 1;
+}
