@@ -92,17 +92,17 @@ StageResult Session::early_decision(const Results& r, std::size_t forced_from) c
 }
 
 StageResult Session::connect(std::optional<core::IpAddress> ip, std::string_view client_name,
-                             std::string_view daemon_name) {
+                             std::string_view daemon_name, bool local) {
     env_ = core::Envelope{};
     connection_ = Results{};
     started_ = services_.clock->monotonic();
     env_.client_ip = ip ? std::optional(ip->unmapped()) : std::nullopt;
     env_.client_name = std::string(client_name.substr(0, core::limits::max_envelope_string));
     env_.daemon_name = std::string(daemon_name.substr(0, core::limits::max_envelope_string));
-    // No address means local submission (sendmail binary, Postfix pickup): ours by definition.
-    env_.trusted_network = !env_.client_ip ||
+    env_.trusted_network = local ||
+                           (env_.client_ip &&
                            std::any_of(config_->trusted_networks.begin(), config_->trusted_networks.end(),
-                                       [&](const core::Cidr& c) { return c.contains(*env_.client_ip); });
+                                       [&](const core::Cidr& c) { return c.contains(*env_.client_ip); }));
     auto before = connection_.forced.size();
     run_stage(Stage::connect, connection_);
     return early_decision(connection_, before);
@@ -254,7 +254,7 @@ core::Verdict decide(const Config& config, const std::vector<core::SymbolHit>& h
         }
         // A forced accept (allow rule) overrides the score; any other forced action can only make
         // the outcome stronger than the score alone would.
-        if (pick->action == core::Action::accept || pick->action > v.action) {
+        if (pick->action == core::Action::accept || pick->action >= v.action) {
             v.action = pick->action;
             v.forced = *pick;
         }

@@ -41,8 +41,9 @@ public:
     const core::Message& message() const { return msg_; }
     bool in_message() const { return in_message_; }
 
+    // `local`: the MTA reported no client address (sendmail binary, Postfix pickup): our own mail.
     StageResult connect(std::optional<core::IpAddress> ip, std::string_view client_name,
-                        std::string_view daemon_name = {});
+                        std::string_view daemon_name = {}, bool local = false);
     StageResult helo(std::string_view name);
     // auth_user/auth_type are the {auth_authen}/{auth_type} macros (empty when unauthenticated).
     StageResult mail(std::string_view from, std::string_view auth_user = {}, std::string_view auth_type = {});
