@@ -15,17 +15,27 @@ std::string format_authentication_results(std::string_view authserv_id, const st
         out += " none";
         return out;
     }
+    // Fold between the words of a result (method, reason, properties) as well as between results:
+    // a dkim= result alone is often longer than one line.
     for (std::size_t i = 0; i < resinfos.size(); ++i) {
-        std::string piece = resinfos[i] + (i + 1 < resinfos.size() ? ";" : "");
-        if (col + 1 + piece.size() > limit) {
-            out += "\r\n\t";
-            col = 8;
-        } else {
-            out += ' ';
-            col += 1;
+        std::string_view rest = resinfos[i];
+        bool last_result = i + 1 == resinfos.size();
+        while (!rest.empty()) {
+            auto sp = rest.find(' ');
+            std::string word(rest.substr(0, sp));
+            rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+            if (rest.empty() && !last_result) word += ';';
+            if (word.empty() || word == ";") continue;
+            if (col + 1 + word.size() > limit) {
+                out += "\r\n\t";
+                col = 8;
+            } else {
+                out += ' ';
+                col += 1;
+            }
+            out += word;
+            col += word.size();
         }
-        out += piece;
-        col += piece.size();
     }
     return out;
 }

@@ -112,6 +112,8 @@ bool valid_header_name(std::string_view n) {
     return std::all_of(n.begin(), n.end(), [](char c) { return c > 32 && c < 127 && c != ':'; });
 }
 
+}  // namespace
+
 void order_checks(Config& cfg, ConfigErrors& errors) {
     std::map<std::string_view, const Check*> by_name;
     for (const auto& c : cfg.checks) by_name[c->name()] = c.get();
@@ -149,6 +151,8 @@ void order_checks(Config& cfg, ConfigErrors& errors) {
         cfg.by_stage[st] = std::move(order);
     }
 }
+
+namespace {
 
 std::shared_ptr<const Config> build(const toml::table& root, const std::string& name, const Overrides& ov) {
     ConfigErrors errors(name);

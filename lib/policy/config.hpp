@@ -93,6 +93,9 @@ std::shared_ptr<const Config> load_config_file(const std::string& path, const Ov
 std::shared_ptr<const Config> load_config_string(std::string_view toml, const std::string& name = "<config>",
                                                  const Overrides& overrides = {});
 
+// Fills cfg.by_stage from cfg.checks in dependency order; a cycle is reported to `errors`.
+void order_checks(Config& cfg, ConfigErrors& errors);
+
 // Validates a libmilter socket spec: unix:PATH, local:PATH, inet:PORT@HOST, inet6:PORT@HOST.
 std::optional<std::string> socket_spec_error(std::string_view spec);
 // Validates HOST:PORT (or [v6]:PORT) for the DNS override.

@@ -1,0 +1,82 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "core/envelope.hpp"
+#include "core/limits.hpp"
+#include "core/message.hpp"
+#include "core/printable.hpp"
+
+using namespace vigil::core;
+
+TEST_CASE("parse_message splits header fields and body like an MTA", "[core][message]") {
+    auto m = parse_message("From: a@example.com\nSubject: hello\n  world\nX-Empty:\n\nbody line\nsecond\n");
+    REQUIRE(m.headers.size() == 3);
+    CHECK(m.headers[0].name == "From");
+    CHECK(m.headers[0].value == " a@example.com");
+    CHECK(m.headers[1].value == " hello\r\n  world");
+    CHECK(m.headers[2].value.empty());
+    CHECK(m.body == "body line\r\nsecond\r\n");
+}
+
+TEST_CASE("parse_message survives hostile input", "[core][message]") {
+    SECTION("no header at all: everything is body") {
+        auto m = parse_message("just text\nmore\n");
+        CHECK(m.headers.empty());
+        CHECK(m.body == "just text\r\nmore\r\n");
+    }
+    SECTION("empty input") {
+        auto m = parse_message("");
+        CHECK(m.headers.empty());
+        CHECK(m.body.empty());
+    }
+    SECTION("body without a final line ending is kept as is") {
+        auto m = parse_message("A: b\r\n\r\nno newline");
+        CHECK(m.body == "no newline");
+    }
+    SECTION("NUL bytes and 8-bit bytes pass through") {
+        std::string raw("X: a\0b\xff\n\nbo\0dy", 14);
+        auto m = parse_message(raw);
+        REQUIRE(m.headers.size() == 1);
+        CHECK(m.headers[0].value == std::string(" a\0b\xff", 5));
+        CHECK(m.body == std::string("bo\0dy", 5));
+    }
+    SECTION("a continuation line before any field starts the body") {
+        auto m = parse_message(" leading space\nA: b\n");
+        CHECK(m.headers.empty());
+    }
+}
+
+TEST_CASE("Message keeps header fields within the caps", "[core][message]") {
+    Message m;
+    for (std::size_t i = 0; i < limits::max_header_fields + 10; ++i) m.add_header("X-N", " v");
+    CHECK(m.headers().size() == limits::max_header_fields);
+    CHECK(m.header_fields_seen() == limits::max_header_fields + 10);
+    CHECK(m.headers_truncated());
+
+    Message big;
+    std::string huge(limits::max_header_bytes + 1, 'a');
+    CHECK_FALSE(big.add_header("Subject", huge));
+    CHECK(big.headers_truncated());
+    CHECK(big.add_header("From", " a@b"));
+    CHECK(big.find("from") != nullptr);
+    CHECK(big.count("FROM") == 1);
+}
+
+TEST_CASE("printable() makes peer data safe for one log line", "[core][printable]") {
+    CHECK(printable("plain") == "plain");
+    CHECK(printable(std::string("a\nb\r\0c\\", 7)) == "a\\x0ab\\x0d\\x00c\\\\");
+    CHECK(printable("\xff\x80") == "\\xff\\x80");
+    auto cut = printable(std::string(1000, 'x'), 10);
+    CHECK(cut == "xxxxxxxxxx...");
+    CHECK(json_escape("q\"\\\n\x01\xe9") == "q\\\"\\\\\\n\\u0001\\u00e9");
+}
+
+TEST_CASE("envelope address helpers", "[core][envelope]") {
+    CHECK(strip_angle_brackets("<a@b.example>") == "a@b.example");
+    CHECK(strip_angle_brackets("<>") == "");
+    CHECK(strip_angle_brackets("<a@b> SIZE=100") == "a@b");
+    CHECK(strip_angle_brackets("a@b SIZE=1") == "a@b");
+    CHECK(address_domain("User@Example.COM") == "example.com");
+    CHECK(address_domain("nodomain") == "");
+}
