@@ -147,7 +147,8 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
         if (!ip) {
             if (auto a = macro(ctx, "{client_addr}"); !a.empty()) ip = core::IpAddress::parse(a);
         }
-        auto r = p.session->connect(ip, hostname ? hostname : "unknown", macro(ctx, "{daemon_name}"));
+        // No address at all means local submission (sendmail binary, Postfix pickup).
+        auto r = p.session->connect(ip, hostname ? hostname : "unknown", macro(ctx, "{daemon_name}"), !ip);
         return early(ctx, p, r, "connect");
     })
 }
