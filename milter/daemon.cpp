@@ -27,9 +27,16 @@ std::shared_ptr<const policy::Config> Daemon::config() const {
     return config_;
 }
 
+void Daemon::start_runtime() { runtime_ = std::make_unique<policy::Runtime>(*config()); }
+
 bool Daemon::reload() {
     try {
         auto fresh = policy::load_config_file(path_, overrides_);
+        if (fresh->dns_server != runtime_->dns_server()) {
+            log_line(LOG_WARNING, fmt::format("reload: [dns] server changed from '{}' to '{}'; this takes a restart, "
+                                              "the running resolver is kept",
+                                              runtime_->dns_server(), fresh->dns_server));
+        }
         {
             std::lock_guard lock(mutex_);
             config_ = std::move(fresh);

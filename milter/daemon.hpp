@@ -6,6 +6,7 @@
 #include <string>
 
 #include "policy/config.hpp"
+#include "policy/runtime.hpp"
 
 namespace vigil::milter {
 
@@ -18,6 +19,9 @@ public:
     // Re-reads the file; on any error logs why and keeps the running configuration.
     bool reload();
     bool foreground() const { return foreground_; }
+    // Builds the shared resolver; after dropping privileges, before serving.
+    void start_runtime();
+    policy::Services services() const { return runtime_->services(); }
 
 private:
     std::string path_;
@@ -25,6 +29,7 @@ private:
     mutable std::mutex mutex_;
     std::shared_ptr<const policy::Config> config_;
     bool foreground_;
+    std::unique_ptr<policy::Runtime> runtime_;
 };
 
 // syslog(LOG_MAIL) at the given priority; peer data must already be made printable.

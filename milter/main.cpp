@@ -128,6 +128,13 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    try {
+        daemon.start_runtime();
+    } catch (const std::exception& e) {
+        vigil::milter::log_line(LOG_ERR, fmt::format("cannot start the DNS resolver: {}", e.what()));
+        return 1;
+    }
+
     std::thread([&daemon, usr1] {
         for (;;) {
             int sig = 0;

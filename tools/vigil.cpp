@@ -15,6 +15,7 @@
 #include "core/printable.hpp"
 #include "policy/config.hpp"
 #include "policy/replay.hpp"
+#include "policy/runtime.hpp"
 
 namespace {
 
@@ -121,7 +122,8 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
     in.message = data;
     in.client_name = in.ip ? "unknown" : "localhost";
 
-    vigil::policy::Session session(config, vigil::policy::Services{});
+    vigil::policy::Runtime runtime(*config);
+    vigil::policy::Session session(config, runtime.services());
     auto r = vigil::policy::replay(session, in);
 
     using vigil::core::Action;

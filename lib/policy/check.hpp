@@ -12,6 +12,10 @@
 #include "core/message.hpp"
 #include "core/verdict.hpp"
 
+namespace vigil::dns {
+class Resolver;
+}
+
 namespace vigil::policy {
 
 enum class Stage { connect, helo, mail, rcpt, headers, body, eom };
@@ -34,6 +38,8 @@ public:
     virtual ~Context() = default;
     virtual const Config& config() const = 0;
     virtual const core::Clock& clock() const = 0;
+    // Shared by all sessions (cached). Without one configured, every lookup answers servfail.
+    virtual dns::Resolver& resolver() const = 0;
     virtual const core::Envelope& envelope() const = 0;
     virtual const core::Message& message() const = 0;
     virtual Stage stage() const = 0;

@@ -6,9 +6,27 @@
 #include <fmt/format.h>
 
 #include "core/limits.hpp"
+#include "dns/resolver.hpp"
 #include "policy/actions.hpp"
 
 namespace vigil::policy {
+
+namespace {
+
+// Stands in when no resolver was given (unit tests of non-DNS checks): every lookup fails cleanly.
+class NoResolver final : public dns::Resolver {
+public:
+    dns::Pending lookup(std::string_view, dns::RrType) override {
+        return dns::Pending::of(dns::Answer::failure(dns::Status::servfail, "no resolver configured"));
+    }
+};
+
+dns::Resolver& no_resolver() {
+    static NoResolver r;
+    return r;
+}
+
+}  // namespace
 
 class Session::Ctx final : public Context {
 public:
@@ -18,6 +36,9 @@ public:
 
     const Config& config() const override { return *s_.config_; }
     const core::Clock& clock() const override { return *s_.services_.clock; }
+    dns::Resolver& resolver() const override {
+        return s_.services_.resolver ? *s_.services_.resolver : no_resolver();
+    }
     const core::Envelope& envelope() const override { return s_.env_; }
     const core::Message& message() const override { return s_.msg_; }
     Stage stage() const override { return stage_; }

@@ -30,6 +30,7 @@ struct StageResult {
 
 struct Services {
     const core::Clock* clock = &core::SystemClock::instance();
+    dns::Resolver* resolver = nullptr;  // null: every lookup fails as servfail ("no resolver")
 };
 
 class Session {

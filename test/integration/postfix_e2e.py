@@ -324,8 +324,14 @@ def main():
         for t in threads:
             t.join()
         accepted = [s for s, res in results if res.ok]
-        deferred = [s for s, res in results if res.failed_stage and
-                    ((res.mail and 400 <= res.mail.code < 500) or (res.data and 400 <= res.data.code < 500))]
+        def tempfailed(res):
+            # The milter may die at any point of the dialogue: a 4xx at MAIL, at every RCPT, after DATA
+            # or after the final dot all leave the message with the client, to be retried.
+            replies = {"mail": [res.mail], "rcpt": [rep for _, rep in res.rcpts], "data_cmd": [res.data_cmd],
+                       "data": [res.data]}.get(res.failed_stage, [])
+            return bool(replies) and all(rep is not None and 400 <= rep.code < 500 for rep in replies)
+
+        deferred = [s for s, res in results if res.failed_stage and tempfailed(res)]
         other = [(s, res.failed_stage) for s, res in results if not res.ok and s not in deferred]
         check(len(accepted) > 0 and len(deferred) > 0, f"load: {len(accepted)} accepted, {len(deferred)} deferred")
         check(not other, f"every refused message was deferred (4xx), none rejected or dropped: {other[:3]}")

@@ -1,0 +1,99 @@
+#pragma once
+// The process-wide DNS cache: a Resolver in front of another Resolver, shared by every session.
+//
+// What it keeps, and for how long (all measured on Clock::monotonic()):
+//   answer              the answer's TTL, at most CacheOptions::max_ttl
+//   nxdomain, nodata    the SOA-derived TTL the upstream reported (RFC 2308), at most max_negative_ttl
+//   servfail, malformed failure_ttl (a few seconds; 0 turns it off)
+//   timeout             never: a timeout says nothing about the name, only about one attempt
+//   DNSSEC bogus        at most bogus_ttl, whatever its status, since its TTL is not trustworthy
+//   TTL 0               not stored (but still shared by lookups that arrive while it is in flight)
+// Identical lookups (same lowercase name and type) that arrive while one is in flight join it instead
+// of asking upstream again. Entries are bounded by max_entries with least-recently-used eviction.
+// Parsed objects (e.g. DKIM public keys, which are expensive to parse) live in the same table under
+// (name, type, tag) with the same TTL and eviction rules.
+#include <any>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+
+#include "core/clock.hpp"
+#include "dns/dns_limits.hpp"
+#include "dns/resolver.hpp"
+
+namespace vigil::dns {
+
+struct CacheOptions {
+    std::size_t max_entries = limits::default_cache_entries;
+    std::uint32_t max_ttl = limits::max_ttl;
+    std::uint32_t max_negative_ttl = limits::max_negative_ttl;
+    std::uint32_t failure_ttl = limits::failure_ttl;
+    std::uint32_t bogus_ttl = limits::bogus_ttl;
+    std::chrono::steady_clock::duration max_in_flight_age = limits::max_in_flight_age;
+};
+
+struct CacheStats {
+    std::uint64_t hits = 0;         // lookups answered from the cache
+    std::uint64_t misses = 0;       // lookups sent upstream
+    std::uint64_t coalesced = 0;    // lookups that joined an identical lookup already in flight
+    std::uint64_t evictions = 0;    // entries dropped to stay within max_entries
+    std::uint64_t expirations = 0;  // entries found past their TTL and dropped
+    std::uint64_t parsed_hits = 0;
+    std::uint64_t parsed_misses = 0;  // absent, expired, or stored as a different type
+    std::size_t entries = 0;          // answers and parsed objects currently held
+    std::size_t in_flight = 0;        // distinct upstream lookups not yet completed
+};
+
+class CachingResolver final : public Resolver {
+  public:
+    // `clock` must outlive this object. `upstream` is shared because completions may arrive after the
+    // caller has let go of it.
+    CachingResolver(std::shared_ptr<Resolver> upstream, const core::Clock& clock, CacheOptions options = {});
+    ~CachingResolver() override;
+    CachingResolver(const CachingResolver&) = delete;
+    CachingResolver& operator=(const CachingResolver&) = delete;
+
+    // A cache hit is a ready Pending whose answer carries the remaining TTL. An invalid name is an
+    // immediate Status::malformed answer and never reaches upstream. If upstream throws (a test fake
+    // refusing an unexpected query), the exception propagates and nothing is left in flight.
+    Pending lookup(std::string_view name, RrType type) override;
+
+    // Parsed objects derived from an answer. `tag` names the kind of object ("dkim-key") so that two
+    // parsers of the same TXT record never see each other's objects. get_parsed returns null when
+    // absent, expired, or stored as another type. put_parsed with ttl 0 (or an invalid name) stores
+    // nothing; the ttl is capped like an answer's.
+    template <class T>
+    std::shared_ptr<const T> get_parsed(std::string_view name, RrType type, std::string_view tag) const {
+        std::any found = get_parsed_any(name, type, tag, typeid(std::shared_ptr<const T>));
+        if (auto* p = std::any_cast<std::shared_ptr<const T>>(&found)) return *p;
+        return nullptr;
+    }
+    template <class T>
+    void put_parsed(std::string_view name, RrType type, std::string_view tag, std::shared_ptr<const T> value,
+                    std::uint32_t ttl) {
+        if (value) put_parsed_any(name, type, tag, std::any(std::move(value)), ttl);
+    }
+
+    CacheStats stats() const;
+    // Drops every stored entry (in-flight lookups are unaffected). For tests and `vigil doctor`.
+    void clear();
+
+  private:
+    std::any get_parsed_any(std::string_view name, RrType type, std::string_view tag,
+                            const std::type_info& expected) const;
+    void put_parsed_any(std::string_view name, RrType type, std::string_view tag, std::any value,
+                        std::uint32_t ttl);
+
+    struct Impl;
+    // Shared with completion callbacks, which may run on the upstream's thread after this object is gone.
+    std::shared_ptr<Impl> impl_;
+};
+
+// The TTL the cache keeps `answer` for under `options` (0: not stored). Exposed for tests and docs.
+std::uint32_t cache_ttl(const Answer& answer, const CacheOptions& options);
+
+}  // namespace vigil::dns

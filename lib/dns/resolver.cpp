@@ -1,0 +1,224 @@
+#include "dns/resolver.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <utility>
+
+#include "core/printable.hpp"
+#include "dns/dns_limits.hpp"
+
+namespace vigil::dns {
+
+namespace detail {
+
+// Shared by a Promise and all its Pendings. Callbacks run outside the lock, so a callback may itself
+// complete other lookups or take other locks without deadlocking against a waiter here.
+struct LookupState {
+    mutable std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Answer> answer;
+    std::vector<std::function<void(const Answer&)>> callbacks;
+};
+
+}  // namespace detail
+
+namespace {
+
+// Runs the callbacks of a completed lookup. noexcept: a throwing callback is a programming error that
+// must not be mistaken for a DNS result, so it terminates loudly instead of being swallowed.
+void run_callbacks(std::vector<std::function<void(const Answer&)>>& callbacks,
+                   const Answer& answer) noexcept {
+    for (auto& fn : callbacks) fn(answer);
+}
+
+}  // namespace
+
+std::string Record::txt_joined() const {
+    std::string out;
+    std::size_t total = 0;
+    for (const auto& s : txt) total += s.size();
+    out.reserve(total);
+    for (const auto& s : txt) out += s;
+    return out;
+}
+
+Answer Answer::failure(Status status, std::string detail, Dnssec dnssec) {
+    Answer a;
+    a.status = status;
+    a.dnssec = dnssec;
+    a.detail = std::move(detail);
+    return a;
+}
+
+Pending::Pending(std::shared_ptr<detail::LookupState> state) : state_(std::move(state)) {}
+
+Pending Pending::of(Answer answer) {
+    Promise p;
+    p.complete(std::move(answer));
+    return p.pending();
+}
+
+bool Pending::ready() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->answer.has_value();
+}
+
+Answer Pending::wait_until(std::chrono::steady_clock::time_point deadline) const {
+    std::unique_lock lock(state_->mutex);
+    if (!state_->done.wait_until(lock, deadline, [&] { return state_->answer.has_value(); })) {
+        return Answer::failure(Status::timeout, "no answer before the deadline");
+    }
+    return *state_->answer;
+}
+
+void Pending::on_ready(std::function<void(const Answer&)> fn) const {
+    std::unique_lock lock(state_->mutex);
+    if (!state_->answer) {
+        state_->callbacks.push_back(std::move(fn));
+        return;
+    }
+    // The answer never changes once set, so it can be read after unlocking while we hold the state.
+    lock.unlock();
+    std::vector<std::function<void(const Answer&)>> one{std::move(fn)};
+    run_callbacks(one, *state_->answer);
+}
+
+Promise::Promise() : state_(std::make_shared<detail::LookupState>()) {}
+
+Pending Promise::pending() const {
+    return Pending(state_);
+}
+
+bool Promise::complete(Answer answer) const {
+    std::vector<std::function<void(const Answer&)>> callbacks;
+    {
+        std::lock_guard lock(state_->mutex);
+        if (state_->answer) return false;
+        state_->answer = std::move(answer);
+        callbacks.swap(state_->callbacks);
+    }
+    state_->done.notify_all();
+    run_callbacks(callbacks, *state_->answer);
+    return true;
+}
+
+bool Promise::completed() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->answer.has_value();
+}
+
+QueryName normalize_query_name(std::string_view name) {
+    QueryName out;
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+    if (name.empty()) {
+        out.error = "empty name";
+        return out;
+    }
+    if (name.size() > limits::max_name_length) {
+        out.error = "name longer than 253 characters";
+        return out;
+    }
+    std::size_t label = 0;
+    for (unsigned char c : name) {
+        if (c == '.') {
+            if (label == 0) {
+                out.error = "empty label";
+                return out;
+            }
+            label = 0;
+            continue;
+        }
+        // Printable ASCII only; a backslash would be read by libunbound as the start of an escape and
+        // make the name on the wire differ from the name we cache under.
+        if (c < 0x21 || c > 0x7e || c == '\\') {
+            out.error = "byte outside printable ASCII or backslash in name: " + core::printable(name);
+            return out;
+        }
+        if (++label > limits::max_label_length) {
+            out.error = "label longer than 63 characters";
+            return out;
+        }
+    }
+    if (label == 0) {
+        out.error = "empty label";
+        return out;
+    }
+    out.name = core::to_lower(name);
+    return out;
+}
+
+bool is_known_type(RrType type) {
+    switch (type) {
+        case RrType::a:
+        case RrType::ns:
+        case RrType::cname:
+        case RrType::soa:
+        case RrType::ptr:
+        case RrType::mx:
+        case RrType::txt:
+        case RrType::aaaa:
+            return true;
+    }
+    return false;
+}
+
+std::string reverse_name(const core::IpAddress& ip) {
+    const core::IpAddress plain = ip.unmapped();
+    return plain.reverse_labels() + (plain.is_v4() ? ".in-addr.arpa" : ".ip6.arpa");
+}
+
+std::string_view to_string(Status status) {
+    switch (status) {
+        case Status::answer:
+            return "answer";
+        case Status::nxdomain:
+            return "nxdomain";
+        case Status::nodata:
+            return "nodata";
+        case Status::servfail:
+            return "servfail";
+        case Status::timeout:
+            return "timeout";
+        case Status::malformed:
+            return "malformed";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(Dnssec dnssec) {
+    switch (dnssec) {
+        case Dnssec::insecure:
+            return "insecure";
+        case Dnssec::secure:
+            return "secure";
+        case Dnssec::bogus:
+            return "bogus";
+        case Dnssec::unchecked:
+            return "unchecked";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(RrType type) {
+    switch (type) {
+        case RrType::a:
+            return "A";
+        case RrType::ns:
+            return "NS";
+        case RrType::cname:
+            return "CNAME";
+        case RrType::soa:
+            return "SOA";
+        case RrType::ptr:
+            return "PTR";
+        case RrType::mx:
+            return "MX";
+        case RrType::txt:
+            return "TXT";
+        case RrType::aaaa:
+            return "AAAA";
+    }
+    return "UNKNOWN";
+}
+
+}  // namespace vigil::dns

@@ -1,0 +1,25 @@
+#include "policy/runtime.hpp"
+
+#include "dns/cache.hpp"
+#include "dns/unbound_resolver.hpp"
+
+namespace vigil::policy {
+
+Runtime::Runtime(const Config& config, const core::Clock& clock) : clock_(&clock), dns_server_(config.dns_server) {
+    dns::UnboundOptions opts;
+    if (!config.dns_server.empty()) {
+        opts.mode = dns::UnboundOptions::Mode::single_server;
+        opts.single_server = config.dns_server;
+        opts.dnssec = false;
+    }
+    // A lookup never needs to outlive the stage that asked for it by much.
+    opts.query_timeout = config.stage_budget + std::chrono::milliseconds(1000);
+    auto upstream = std::make_shared<dns::UnboundResolver>(opts);
+    cache_ = std::make_shared<dns::CachingResolver>(std::move(upstream), clock);
+}
+
+Runtime::~Runtime() = default;
+
+Services Runtime::services() const { return Services{clock_, cache_.get()}; }
+
+}  // namespace vigil::policy
