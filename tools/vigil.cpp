@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -161,13 +162,30 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
             forced = fmt::format("{{\"action\":\"{}\",\"by\":\"{}\",\"reason\":\"{}\"}}", vigil::core::to_string(v.forced->action),
                                  v.forced->check, json_escape(v.forced->reason));
         }
+        // Per-method objects from the checks ("spf", "dkim", "dnsbl", ...); a key added twice becomes a list.
+        std::string reports;
+        std::vector<std::string> seen;
+        for (const auto& [key, value] : v.reports) {
+            if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+            seen.push_back(key);
+            std::vector<std::string> values;
+            for (const auto& [k2, v2] : v.reports) {
+                if (k2 == key) values.push_back(v2);
+            }
+            std::string joined = values.size() == 1 ? values[0] : "[";
+            if (values.size() > 1) {
+                for (std::size_t n = 0; n < values.size(); ++n) joined += (n ? "," : "") + values[n];
+                joined += "]";
+            }
+            reports += fmt::format(",\"{}\":{}", json_escape(key), joined);
+        }
         std::printf("{\"action\":\"%s\",\"score\":%.2f,\"reject_score\":%.2f,\"direction\":\"%s\",\"symbols\":[%s],"
-                    "\"headers\":[%s],\"removed_headers\":[%s],\"forced\":%s,\"refused_rcpts\":[%s]%s%s}\n",
+                    "\"headers\":[%s],\"removed_headers\":[%s],\"forced\":%s,\"refused_rcpts\":[%s]%s%s%s}\n",
                     action.c_str(), v.score, v.reject_threshold,
                     std::string(vigil::core::to_string(r.envelope.direction)).c_str(), symbols.c_str(), headers.c_str(),
                     removed.c_str(), forced.c_str(), refused.c_str(),
                     reply.empty() ? "" : fmt::format(",\"smtp_reply\":\"{}\"", json_escape(reply)).c_str(),
-                    r.refused_at ? fmt::format(",\"stage\":\"{}\"", *r.refused_at).c_str() : "");
+                    r.refused_at ? fmt::format(",\"stage\":\"{}\"", *r.refused_at).c_str() : "", reports.c_str());
         return 0;
     }
     if (r.refused_at) {

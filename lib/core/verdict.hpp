@@ -1,6 +1,7 @@
 #pragma once
 // Symbols that checks add, and the verdict the engine makes of them.
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +63,8 @@ struct Verdict {
     std::optional<SmtpReply> reply;      // for reject and tempfail
     std::string quarantine_reason;
     std::vector<HeaderEdit> edits;  // in the order the MTA must apply them
+    // Per-method details for `vigil check --json`: key -> serialised JSON value.
+    std::vector<std::pair<std::string, std::string>> reports;
 };
 
 }  // namespace vigil::core

@@ -18,7 +18,8 @@ std::string spam_status_value(const Config& config, const core::Verdict& v, bool
 }
 
 std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Envelope& env, const core::Message& msg,
-                                           const core::Verdict& v, const std::vector<std::string>& auth_results) {
+                                           const core::Verdict& v, const std::vector<std::string>& auth_results,
+                                           const std::vector<std::pair<std::string, std::string>>& prepend) {
     using Kind = core::HeaderEdit::Kind;
     std::vector<core::HeaderEdit> edits;
     if (v.action == core::Action::reject || v.action == core::Action::tempfail) return edits;
@@ -38,6 +39,11 @@ std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Env
         edits.push_back({Kind::remove, "Authentication-Results", "", *it});
     }
 
+    // insert_top puts each field above the previous ones: insert the checks' fields last-first so
+    // they keep their order, then ours on top of them.
+    for (auto it = prepend.rbegin(); it != prepend.rend(); ++it) {
+        edits.push_back({Kind::insert_top, it->first, it->second, 0});
+    }
     bool inbound = env.direction == core::Direction::inbound;
     if (inbound) {
         edits.push_back({Kind::insert_top, "Authentication-Results",

@@ -11,8 +11,11 @@
 
 namespace vigil::policy {
 
+// `prepend`: fields checks asked to add on top (Received-SPF, DKIM-Signature), in the order they were
+// added; they end up directly below our Authentication-Results.
 std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Envelope& env, const core::Message& msg,
-                                           const core::Verdict& verdict, const std::vector<std::string>& auth_results);
+                                           const core::Verdict& verdict, const std::vector<std::string>& auth_results,
+                                           const std::vector<std::pair<std::string, std::string>>& prepend = {});
 
 // "Yes, score=7.20 required=6.00 tests=A,B" — SpamAssassin's shape, which mail clients and sieve
 // scripts already understand.

@@ -14,6 +14,7 @@
 
 namespace vigil::dns {
 class Resolver;
+class CachingResolver;
 }
 
 namespace vigil::policy {
@@ -40,6 +41,9 @@ public:
     virtual const core::Clock& clock() const = 0;
     // Shared by all sessions (cached). Without one configured, every lookup answers servfail.
     virtual dns::Resolver& resolver() const = 0;
+    // The same cache, for parsed objects derived from answers (e.g. DKIM keys); null in unit tests
+    // that give no cache.
+    virtual dns::CachingResolver* cache() const = 0;
     virtual const core::Envelope& envelope() const = 0;
     virtual const core::Message& message() const = 0;
     virtual Stage stage() const = 0;
@@ -55,6 +59,12 @@ public:
                        std::optional<core::SmtpReply> reply = std::nullopt) = 0;
     // "method=result ptype.property=value ..." for the Authentication-Results header.
     virtual void add_auth_result(std::string resinfo) = 0;
+    // A header field to put at the top of the message if it is delivered (Received-SPF,
+    // DKIM-Signature). `value` follows "Name:" and starts with a space; fold with CRLF + WSP.
+    virtual void prepend_header(std::string name, std::string value) = 0;
+    // A JSON value (object or array, already serialised) that `vigil check --json` shows under `key`,
+    // e.g. "spf" -> {"result":"pass",...}. Also kept in the verdict for tests.
+    virtual void add_report(std::string key, std::string json) = 0;
     // Null until the check stores something; the same object for the whole message.
     virtual CheckState* state(const Check& by) = 0;
     virtual void set_state(const Check& by, std::unique_ptr<CheckState> state) = 0;

@@ -56,6 +56,11 @@ public:
                                 by.inbound_only()});
     }
     void add_auth_result(std::string resinfo) override { into_.auth_results.push_back(std::move(resinfo)); }
+    dns::CachingResolver* cache() const override { return s_.services_.cache; }
+    void prepend_header(std::string name, std::string value) override {
+        into_.prepend.emplace_back(std::move(name), std::move(value));
+    }
+    void add_report(std::string key, std::string json) override { into_.reports.emplace_back(std::move(key), std::move(json)); }
     CheckState* state(const Check& by) override {
         auto it = s_.states_.find(&by);
         return it == s_.states_.end() ? nullptr : it->second.get();
@@ -170,6 +175,8 @@ StageResult Session::rcpt(std::string_view rcpt) {
     for (auto& h : scratch.hits) message_.hits.push_back(std::move(h));
     for (auto& f : scratch.forced) message_.forced.push_back(std::move(f));
     for (auto& a : scratch.auth_results) message_.auth_results.push_back(std::move(a));
+    for (auto& p : scratch.prepend) message_.prepend.push_back(std::move(p));
+    for (auto& r : scratch.reports) message_.reports.push_back(std::move(r));
     ++env_.rcpt_count;
     if (env_.rcpts.size() < core::limits::max_recipients_kept) env_.rcpts.push_back(std::move(addr));
     return early;
@@ -201,6 +208,7 @@ core::Verdict Session::end_of_message() {
     std::vector<core::SymbolHit> hits;
     std::vector<core::ForcedAction> forced;
     std::vector<std::string> auth_results;
+    std::vector<std::pair<std::string, std::string>> prepend, reports;
     for (const Results* r : {&connection_, &message_}) {
         for (const auto& h : r->hits) {
             if (!(outbound && h.inbound_only)) hits.push_back(h.hit);
@@ -209,9 +217,12 @@ core::Verdict Session::end_of_message() {
             if (!(outbound && f.inbound_only)) forced.push_back(f.action);
         }
         for (const auto& a : r->auth_results) auth_results.push_back(a);
+        for (const auto& p : r->prepend) prepend.push_back(p);
+        for (const auto& rep : r->reports) reports.push_back(rep);
     }
     auto verdict = decide(*config_, hits, forced);
-    verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results);
+    verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results, prepend);
+    verdict.reports = std::move(reports);
     return verdict;
 }
 

@@ -30,7 +30,8 @@ struct StageResult {
 
 struct Services {
     const core::Clock* clock = &core::SystemClock::instance();
-    dns::Resolver* resolver = nullptr;  // null: every lookup fails as servfail ("no resolver")
+    dns::Resolver* resolver = nullptr;     // null: every lookup fails as servfail ("no resolver")
+    dns::CachingResolver* cache = nullptr;  // for parsed objects; usually the same object as resolver
 };
 
 class Session {
@@ -75,6 +76,8 @@ private:
         std::vector<Hit> hits;
         std::vector<Forced> forced;
         std::vector<std::string> auth_results;
+        std::vector<std::pair<std::string, std::string>> prepend;  // header fields to add on top
+        std::vector<std::pair<std::string, std::string>> reports;
     };
 
     void run_stage(Stage stage, Results& into, std::string_view rcpt = {});
