@@ -246,6 +246,11 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
                 break;
             default: apply_edits(ctx, p, v); break;
         }
+        for (const auto& w : v.warnings) {
+            const auto& qid = p.session->envelope().queue_id;
+            log_line(LOG_WARNING, fmt::format("{}: warning: {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
+                                              core::printable(w, 512)));
+        }
         log_line(LOG_INFO, report::format_decision(p.config->log_format, p.session->envelope(), v, p.session->elapsed_ms()));
         p.session->reset_message();
         return status;

@@ -162,6 +162,8 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
             forced = fmt::format("{{\"action\":\"{}\",\"by\":\"{}\",\"reason\":\"{}\"}}", vigil::core::to_string(v.forced->action),
                                  v.forced->check, json_escape(v.forced->reason));
         }
+        std::string warnings;
+        for (const auto& w : v.warnings) warnings += fmt::format("{}\"{}\"", warnings.empty() ? "" : ",", json_escape(w));
         // Per-method objects from the checks ("spf", "dkim", "dnsbl", ...); a key added twice becomes a list.
         std::string reports;
         std::vector<std::string> seen;
@@ -180,10 +182,10 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
             reports += fmt::format(",\"{}\":{}", json_escape(key), joined);
         }
         std::printf("{\"action\":\"%s\",\"score\":%.2f,\"reject_score\":%.2f,\"direction\":\"%s\",\"symbols\":[%s],"
-                    "\"headers\":[%s],\"removed_headers\":[%s],\"forced\":%s,\"refused_rcpts\":[%s]%s%s%s}\n",
+                    "\"headers\":[%s],\"removed_headers\":[%s],\"forced\":%s,\"refused_rcpts\":[%s],\"warnings\":[%s]%s%s%s}\n",
                     action.c_str(), v.score, v.reject_threshold,
                     std::string(vigil::core::to_string(r.envelope.direction)).c_str(), symbols.c_str(), headers.c_str(),
-                    removed.c_str(), forced.c_str(), refused.c_str(),
+                    removed.c_str(), forced.c_str(), refused.c_str(), warnings.c_str(),
                     reply.empty() ? "" : fmt::format(",\"smtp_reply\":\"{}\"", json_escape(reply)).c_str(),
                     r.refused_at ? fmt::format(",\"stage\":\"{}\"", *r.refused_at).c_str() : "", reports.c_str());
         return 0;
@@ -204,6 +206,7 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
         std::printf("recipient %s refused: %s %s %s\n", vigil::core::printable(rcpt).c_str(), rr.reply.code.c_str(),
                     rr.reply.xcode.c_str(), rr.reply.text.c_str());
     }
+    for (const auto& w : v.warnings) std::printf("warning: %s\n", vigil::core::printable(w, 512).c_str());
     std::printf("action: %s\n", action.c_str());
     if (!reply.empty()) std::printf("smtp reply: %s\n", reply.c_str());
     if (v.forced) std::printf("forced by %s: %s\n", v.forced->check.c_str(), vigil::core::printable(v.forced->reason).c_str());

@@ -65,6 +65,8 @@ struct Verdict {
     std::vector<HeaderEdit> edits;  // in the order the MTA must apply them
     // Per-method details for `vigil check --json`: key -> serialised JSON value.
     std::vector<std::pair<std::string, std::string>> reports;
+    // Operator warnings raised by checks, logged at warning level next to the decision line.
+    std::vector<std::string> warnings;
 };
 
 }  // namespace vigil::core

@@ -239,9 +239,9 @@ void CachingResolver::put_parsed_any(std::string_view name, RrType type, std::st
                  std::min(ttl, impl_->options.max_ttl), impl_->clock.monotonic());
 }
 
-CacheStats CachingResolver::stats() const {
+CachingResolver::Stats CachingResolver::stats() const {
     std::lock_guard lock(impl_->mutex);
-    CacheStats s = impl_->stats;
+    Stats s = impl_->stats;
     s.entries = impl_->entries.size();
     s.in_flight = impl_->in_flight.size();
     return s;

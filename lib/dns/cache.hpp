@@ -50,6 +50,8 @@ struct CacheStats {
 
 class CachingResolver final : public Resolver {
   public:
+    using Stats = CacheStats;
+
     // `clock` must outlive this object. `upstream` is shared because completions may arrive after the
     // caller has let go of it.
     CachingResolver(std::shared_ptr<Resolver> upstream, const core::Clock& clock, CacheOptions options = {});
@@ -78,7 +80,7 @@ class CachingResolver final : public Resolver {
         if (value) put_parsed_any(name, type, tag, std::any(std::move(value)), ttl);
     }
 
-    CacheStats stats() const;
+    Stats stats() const;
     // Drops every stored entry (in-flight lookups are unaffected). For tests and `vigil doctor`.
     void clear();
 

@@ -42,6 +42,9 @@ inline constexpr std::chrono::seconds max_in_flight_age{30};
 // How long UnboundResolver lets one query run before completing it with Status::timeout. Stage budgets
 // are usually shorter and are enforced by Pending::wait_until; this bounds the lookup itself.
 inline constexpr std::chrono::milliseconds default_query_timeout{5000};
+// The longest query timeout accepted in the configuration: far beyond any SMTP stage budget, and it
+// bounds how long a lookup can hold memory in the resolver.
+inline constexpr std::chrono::milliseconds max_query_timeout{60'000};
 
 // Printable bytes of server-supplied text (e.g. unbound's why_bogus) kept in Answer::detail.
 inline constexpr std::size_t max_detail_length = 256;

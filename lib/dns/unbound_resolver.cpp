@@ -52,7 +52,9 @@ std::string rcode_name(int rcode) {
 
 // Sizes of unbound's own caches. Vigil's CachingResolver holds the answers; unbound's caches matter for
 // what it does not see: delegations, DNSKEYs and DS records while recursing or validating. In
-// single-server mode there is nothing to recurse, so they are kept tiny and answers are taken fresh.
+// single-server mode there is nothing to recurse or validate, so they are kept tiny. They cannot be
+// switched off (measured: even a size of 0 keeps answering repeats from cache), so in every mode unbound
+// may answer a repeated question from its cache within the record's TTL; TTL 0 records are never reused.
 constexpr const char* unbound_cache_size = "8m";
 constexpr const char* single_server_cache_size = "64k";
 // Upstream UDP queries libunbound keeps outstanding at once (one socket each). libunbound's default is
@@ -105,7 +107,9 @@ std::string owner_text(const char* text) {
     return core::to_lower(s);
 }
 
-Answer convert(int err, const ub_result* r, RrType type, bool validating) {
+}  // namespace
+
+Answer detail::answer_from_unbound(int err, const ub_result* r, RrType type, bool validating) {
     if (err != 0 || r == nullptr) {
         return Answer::failure(Status::servfail, fmt::format("libunbound: {}", ub_strerror(err)));
     }
@@ -152,6 +156,8 @@ Answer convert(int err, const ub_result* r, RrType type, bool validating) {
     if (a.records.empty()) a.status = Status::nodata;  // havedata without data: treat as nothing there
     return a;
 }
+
+namespace {
 
 bool parse_port(std::string_view text, unsigned& port) {
     if (text.empty() || text.size() > 5) return false;
@@ -318,7 +324,8 @@ void UnboundResolver::Impl::configure() {
     // Finalize now, so that a bad setting (e.g. an unparsable trust anchor) fails at start-up rather than
     // at the first query. Removing a zone that does not exist is the cheapest public call that
     // finalizes the context.
-    check(ub_ctx_zone_remove(ctx, "finalize.vigil.invalid."), "finalizing the configuration");
+    check(ub_ctx_zone_remove(ctx, "finalize.vigil.invalid."),
+          "applying the configuration (trust anchor? root hints? see libunbound's messages above)");
 }
 
 int UnboundResolver::Impl::poll_timeout_ms() {
@@ -332,6 +339,7 @@ int UnboundResolver::Impl::poll_timeout_ms() {
     auto left = deadlines.front().first - Clock::now();
     if (left <= Clock::duration::zero()) return 0;
     // Round up so that we never wake just before the deadline and go back to sleep for 0 ms in a loop.
+    // Deadlines are at most limits::max_query_timeout away, so the count fits an int.
     return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
 }
 
@@ -365,7 +373,7 @@ void UnboundResolver::Impl::on_result(void* data, int err, ub_result* result) {
     auto* q = static_cast<Query*>(data);
     Impl* self = q->impl;
     // seq and type never change after the Query is created, so they can be read without the lock.
-    Answer answer = convert(err, result, q->type, self->validating);
+    Answer answer = detail::answer_from_unbound(err, result, q->type, self->validating);
     std::optional<Promise> promise;
     {
         std::lock_guard lock(self->mutex);
@@ -409,8 +417,10 @@ void UnboundResolver::Impl::run() {
 }
 
 UnboundResolver::UnboundResolver(const Options& options) : impl_(std::make_unique<Impl>(options)) {
-    if (options.query_timeout <= std::chrono::milliseconds::zero()) {
-        throw std::runtime_error("DNS query timeout must be positive");
+    if (options.query_timeout <= std::chrono::milliseconds::zero() ||
+        options.query_timeout > limits::max_query_timeout) {
+        throw std::runtime_error(
+            fmt::format("DNS query timeout must be 1..{} ms", limits::max_query_timeout.count()));
     }
     try {
         impl_->configure();

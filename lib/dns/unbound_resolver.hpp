@@ -27,6 +27,8 @@
 #include "dns/dns_limits.hpp"
 #include "dns/resolver.hpp"
 
+struct ub_result;  // libunbound's result; only the .cpp (and tests) see its definition
+
 namespace vigil::dns {
 
 struct UnboundOptions {
@@ -49,6 +51,7 @@ struct UnboundOptions {
     // Root hints for recursive mode; empty uses the copy compiled into libunbound.
     std::string root_hints_file;
     // A lookup still unanswered after this completes with Status::timeout and is cancelled.
+    // 1 ms .. limits::max_query_timeout.
     std::chrono::milliseconds query_timeout = limits::default_query_timeout;
 };
 
@@ -79,6 +82,12 @@ class UnboundResolver final : public Resolver {
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+namespace detail {
+// How one libunbound result becomes an Answer, as documented at the top of this file. Exposed so that
+// the mapping (secure/bogus, rcodes, TTL clamping, caps) can be unit-tested without a DNS server.
+Answer answer_from_unbound(int err, const ub_result* result, RrType type, bool validating);
+}  // namespace detail
 
 // "127.0.0.1:5353", "127.0.0.1@5353", "[::1]:5353", "::1", "192.0.2.1" -> libunbound's "IP@PORT" form
 // ("IP" when no port is given). nullopt if the host is not an IP literal or the port is not 1..65535.

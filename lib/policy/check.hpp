@@ -65,6 +65,9 @@ public:
     // A JSON value (object or array, already serialised) that `vigil check --json` shows under `key`,
     // e.g. "spf" -> {"result":"pass",...}. Also kept in the verdict for tests.
     virtual void add_report(std::string key, std::string json) = 0;
+    // Something the operator must learn about (e.g. a block list refusing our queries): logged at
+    // warning level with the message's decision. Made printable by the logger, but keep it short.
+    virtual void warn(std::string message) = 0;
     // Null until the check stores something; the same object for the whole message.
     virtual CheckState* state(const Check& by) = 0;
     virtual void set_state(const Check& by, std::unique_ptr<CheckState> state) = 0;

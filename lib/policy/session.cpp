@@ -61,6 +61,7 @@ public:
         into_.prepend.emplace_back(std::move(name), std::move(value));
     }
     void add_report(std::string key, std::string json) override { into_.reports.emplace_back(std::move(key), std::move(json)); }
+    void warn(std::string message) override { into_.warnings.push_back(std::move(message)); }
     CheckState* state(const Check& by) override {
         auto it = s_.states_.find(&by);
         return it == s_.states_.end() ? nullptr : it->second.get();
@@ -177,6 +178,7 @@ StageResult Session::rcpt(std::string_view rcpt) {
     for (auto& a : scratch.auth_results) message_.auth_results.push_back(std::move(a));
     for (auto& p : scratch.prepend) message_.prepend.push_back(std::move(p));
     for (auto& r : scratch.reports) message_.reports.push_back(std::move(r));
+    for (auto& w : scratch.warnings) message_.warnings.push_back(std::move(w));
     ++env_.rcpt_count;
     if (env_.rcpts.size() < core::limits::max_recipients_kept) env_.rcpts.push_back(std::move(addr));
     return early;
@@ -209,6 +211,7 @@ core::Verdict Session::end_of_message() {
     std::vector<core::ForcedAction> forced;
     std::vector<std::string> auth_results;
     std::vector<std::pair<std::string, std::string>> prepend, reports;
+    std::vector<std::string> warnings;
     for (const Results* r : {&connection_, &message_}) {
         for (const auto& h : r->hits) {
             if (!(outbound && h.inbound_only)) hits.push_back(h.hit);
@@ -219,10 +222,12 @@ core::Verdict Session::end_of_message() {
         for (const auto& a : r->auth_results) auth_results.push_back(a);
         for (const auto& p : r->prepend) prepend.push_back(p);
         for (const auto& rep : r->reports) reports.push_back(rep);
+        for (const auto& w : r->warnings) warnings.push_back(w);
     }
     auto verdict = decide(*config_, hits, forced);
     verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results, prepend);
     verdict.reports = std::move(reports);
+    verdict.warnings = std::move(warnings);
     return verdict;
 }
 

@@ -78,6 +78,7 @@ private:
         std::vector<std::string> auth_results;
         std::vector<std::pair<std::string, std::string>> prepend;  // header fields to add on top
         std::vector<std::pair<std::string, std::string>> reports;
+        std::vector<std::string> warnings;
     };
 
     void run_stage(Stage stage, Results& into, std::string_view rcpt = {});

@@ -46,6 +46,8 @@ constexpr milliseconds deadline_slack{100};
 // The delayed server's per-answer delay, and how many lookups run through it at once.
 constexpr milliseconds server_delay{200};
 constexpr int parallel_lookups = 6;
+// A bigger stage: more than libunbound's default of 16 outstanding upstream queries.
+constexpr int wide_stage_lookups = 40;
 // The resolver's own query timeout: longer than any stage deadline, short enough to keep the test quick.
 constexpr milliseconds query_timeout{1500};
 // Generous bound for checks that expect an answer.
@@ -73,6 +75,7 @@ malformed IN TXT "this reply is cut short"
 absurd    IN A   192.0.2.30
 msb       IN A   192.0.2.31
 null      IN MX  0 .
+*.wild    IN A   192.0.2.77
 )";
 
 const char* const zone_reverse = R"($ORIGIN 2.0.192.in-addr.arpa.
@@ -387,6 +390,22 @@ void concurrency_checks(const std::string& binary, const std::filesystem::path& 
     check(answered == parallel_lookups, "all parallel lookups answered");
     check(took < 2 * server_delay, fmt::format("{} lookups took {} ms, well under 2 x {} ms",
                                                parallel_lookups, took.count(), server_delay.count()));
+
+    // A wide stage: without raising libunbound's outgoing-range (16 by default) this takes 3 x 200 ms.
+    start = Clock::now();
+    std::vector<Pending> wide;
+    for (int i = 0; i < wide_stage_lookups; ++i)
+        wide.push_back(upstream->lookup(fmt::format("n{}.wild.example.test", i), RrType::a));
+    int wide_answered = 0;
+    for (const auto& p : wide)
+        wide_answered += p.wait_until(start + answer_deadline).status == Status::answer ? 1 : 0;
+    took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    std::printf("%d lookups issued together against a %lld ms server: %d answered, %lld ms wall time\n",
+                wide_stage_lookups, static_cast<long long>(server_delay.count()), wide_answered,
+                static_cast<long long>(took.count()));
+    check(wide_answered == wide_stage_lookups && took < 2 * server_delay,
+          fmt::format("{} lookups took {} ms, under 2 x {} ms", wide_stage_lookups, took.count(),
+                      server_delay.count()));
 
     // The same stage behind the shared cache: a second pass is served without the 200 ms.
     vigil::dns::CachingResolver cache(upstream, vigil::core::SystemClock::instance());

@@ -78,6 +78,8 @@ TEST_CASE("dns unbound: bad options fail at start-up", "[dns]") {
     CHECK_THROWS_AS(UnboundResolver(single("not-an-address")), std::runtime_error);
     CHECK_THROWS_AS(UnboundResolver(single("")), std::runtime_error);
     CHECK_THROWS_AS(UnboundResolver(single("127.0.0.1:53", milliseconds(0))), std::runtime_error);
+    CHECK_THROWS_AS(UnboundResolver(single("127.0.0.1:53", limits::max_query_timeout + milliseconds(1))),
+                    std::runtime_error);
 
     UnboundResolver::Options fwd;
     fwd.mode = UnboundResolver::Options::Mode::forward;
@@ -145,4 +147,17 @@ TEST_CASE("dns unbound: destroying the resolver completes lookups still in fligh
     Answer a = p->wait_until(steady_clock::now());
     CHECK(a.status == Status::servfail);
     CHECK(a.detail == "resolver shut down");
+}
+
+TEST_CASE("dns unbound: an unparsable trust anchor fails at start-up, not at the first query", "[dns]") {
+    char path[] = "/tmp/vigil-bad-anchor.XXXXXX";
+    int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    const std::string garbage = ". IN DS not a key\n";
+    REQUIRE(::write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
+    ::close(fd);
+    UnboundResolver::Options rec;
+    rec.trust_anchor_file = path;
+    CHECK_THROWS_AS(UnboundResolver(rec), std::runtime_error);
+    ::unlink(path);
 }
