@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <libmilter/mfapi.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -84,6 +85,13 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    // libunbound keeps up to 512 queries in flight, each with its own socket, besides libmilter's
+    // connections: take all the descriptors we are allowed.
+    struct rlimit nofile {};
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     openlog("vigil-milter", LOG_PID | LOG_NDELAY | (foreground ? LOG_PERROR : 0), LOG_MAIL);
     vigil::milter::Daemon daemon(config_path, ov, config, foreground);
     vigil::milter::set_daemon(&daemon);

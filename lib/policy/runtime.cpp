@@ -1,6 +1,9 @@
 #include "policy/runtime.hpp"
 
+#include <algorithm>
+
 #include "dns/cache.hpp"
+#include "dns/dns_limits.hpp"
 #include "dns/unbound_resolver.hpp"
 
 namespace vigil::policy {
@@ -13,7 +16,8 @@ Runtime::Runtime(const Config& config, const core::Clock& clock) : clock_(&clock
         opts.dnssec = false;
     }
     // A lookup never needs to outlive the stage that asked for it by much.
-    opts.query_timeout = config.stage_budget + std::chrono::milliseconds(1000);
+    opts.query_timeout = std::min<std::chrono::milliseconds>(config.stage_budget + std::chrono::milliseconds(1000),
+                                                             dns::limits::max_query_timeout);
     auto upstream = std::make_shared<dns::UnboundResolver>(opts);
     cache_ = std::make_shared<dns::CachingResolver>(std::move(upstream), clock);
 }
