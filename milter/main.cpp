@@ -143,12 +143,20 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    std::thread([&daemon, usr1] {
+    // The reload thread must never receive the signals libmilter stops on (SIGTERM would otherwise
+    // land there and kill the process instead of stopping it cleanly): it starts with every signal
+    // blocked and takes only SIGUSR1, through sigwait.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    std::thread reloader([&daemon, usr1] {
         for (;;) {
             int sig = 0;
             if (sigwait(&usr1, &sig) == 0 && sig == SIGUSR1) daemon.reload();
         }
-    }).detach();
+    });
+    reloader.detach();
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
     vigil::milter::log_line(LOG_NOTICE, fmt::format("starting: listening on {}, authserv-id {}, {} checks, uid {}",
                                                     config->socket, config->authserv_id, config->checks.size(), getuid()));

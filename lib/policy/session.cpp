@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "auth/authentication_results.hpp"
 #include "core/limits.hpp"
+#include "core/printable.hpp"
 #include "dns/resolver.hpp"
 #include "policy/actions.hpp"
 
@@ -48,12 +50,12 @@ public:
     void add_symbol(const Check& by, std::string_view symbol, double multiplier,
                     std::vector<std::string> options) override {
         into_.hits.push_back({core::SymbolHit{std::string(symbol), multiplier, std::move(options), std::string(by.name())},
-                              by.inbound_only()});
+                              by.inbound_only(), stage_});
     }
     void force(const Check& by, core::Action action, std::string reason,
                std::optional<core::SmtpReply> reply) override {
         into_.forced.push_back({core::ForcedAction{action, std::move(reason), std::string(by.name()), std::move(reply)},
-                                by.inbound_only()});
+                                by.inbound_only(), stage_});
     }
     void add_auth_result(std::string resinfo) override { into_.auth_results.push_back(std::move(resinfo)); }
     dns::CachingResolver* cache() const override { return s_.services_.cache; }
@@ -137,11 +139,10 @@ StageResult Session::connect(std::optional<core::IpAddress> ip, std::string_view
 
 StageResult Session::helo(std::string_view name) {
     env_.helo = std::string(name.substr(0, core::limits::max_envelope_string));
-    // A second HELO/EHLO replaces the first one's findings.
-    auto helo_stage = config_->by_stage[static_cast<int>(Stage::helo)];
-    std::erase_if(connection_.hits, [&](const Hit& h) {
-        return std::any_of(helo_stage.begin(), helo_stage.end(), [&](const Check* c) { return c->name() == h.hit.check; });
-    });
+    // A second HELO/EHLO replaces what the first one found (and only that: connect-stage findings
+    // of the same checks stay).
+    std::erase_if(connection_.hits, [](const Hit& h) { return h.stage == Stage::helo; });
+    std::erase_if(connection_.forced, [](const Forced& f) { return f.stage == Stage::helo; });
     auto before = connection_.forced.size();
     run_stage(Stage::helo, connection_);
     return early_decision(connection_, before);
@@ -188,9 +189,19 @@ void Session::set_queue_id(std::string_view id) {
     if (!id.empty()) env_.queue_id = std::string(id.substr(0, 64));
 }
 
-void Session::header(std::string_view name, std::string_view value) { msg_.add_header(name, value); }
+void Session::header(std::string_view name, std::string_view value) {
+    if (core::iequals(name, "Authentication-Results")) {
+        ++ar_seen_;
+        auto claimed = auth::claimed_authserv_id(value);
+        if (claimed && core::iequals(*claimed, config_->authserv_id)) forged_ar_.push_back(ar_seen_);
+    }
+    msg_.add_header(name, value);
+}
 
-void Session::end_of_headers() { run_stage(Stage::headers, message_); }
+void Session::end_of_headers() {
+    headers_done_ = true;
+    run_stage(Stage::headers, message_);
+}
 
 void Session::body(std::string_view chunk) {
     msg_.add_body(chunk.size());
@@ -203,6 +214,8 @@ void Session::body(std::string_view chunk) {
 }
 
 core::Verdict Session::end_of_message() {
+    // An MTA that skips end-of-headers must not skip the header checks with it.
+    if (!headers_done_) end_of_headers();
     run_stage(Stage::body, message_);
     run_stage(Stage::eom, message_);
 
@@ -225,7 +238,7 @@ core::Verdict Session::end_of_message() {
         for (const auto& w : r->warnings) warnings.push_back(w);
     }
     auto verdict = decide(*config_, hits, forced);
-    verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results, prepend);
+    verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results, prepend, forged_ar_);
     verdict.reports = std::move(reports);
     verdict.warnings = std::move(warnings);
     return verdict;
@@ -234,6 +247,9 @@ core::Verdict Session::end_of_message() {
 void Session::reset_message() {
     msg_ = core::Message{};
     message_ = Results{};
+    forged_ar_.clear();
+    ar_seen_ = 0;
+    headers_done_ = false;
     states_.clear();
     env_.queue_id.clear();
     env_.mail_from.clear();

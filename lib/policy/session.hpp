@@ -67,10 +67,12 @@ private:
     struct Hit {
         core::SymbolHit hit;
         bool inbound_only;
+        Stage stage;
     };
     struct Forced {
         core::ForcedAction action;
         bool inbound_only;
+        Stage stage;
     };
     struct Results {
         std::vector<Hit> hits;
@@ -92,6 +94,12 @@ private:
     Results connection_;  // connect and helo stages: kept for every message of the connection
     Results message_;
     std::map<const Check*, std::unique_ptr<CheckState>> states_;
+    // 1-based occurrences of Authentication-Results fields that claim our authserv-id, tracked for
+    // every field the MTA sends, also past the caps of core::Message: a forgery must never survive
+    // because it came after 5,000 filler fields.
+    std::vector<int> forged_ar_;
+    int ar_seen_ = 0;
+    bool headers_done_ = false;
     bool in_message_ = false;
     bool direction_known_ = false;
     std::chrono::steady_clock::time_point started_;

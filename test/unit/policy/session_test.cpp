@@ -313,3 +313,47 @@ TEST_CASE("a second HELO replaces the first one's findings", "[engine]") {
     s.end_of_headers();
     CHECK(s.end_of_message().score == Approx(0.0));
 }
+
+TEST_CASE("a forged Authentication-Results after thousands of filler fields is still removed", "[engine][ar]") {
+    auto cfg = load_config_string("[server]\nauthserv_id = \"mx.vigil.test\"\n");
+    test::FakeClock clock;
+    Session s(cfg, Services{&clock});
+    REQUIRE(s.connect(core::IpAddress::parse("203.0.113.5"), "unknown").proceed());
+    REQUIRE(s.mail("a@example.org").proceed());
+    REQUIRE(s.rcpt("r@vigil.test").proceed());
+    s.header("From", " a@example.org");
+    s.header("Authentication-Results", " other.example; spf=pass");
+    for (int i = 0; i < 5004; ++i) s.header("X-Filler", " x");
+    s.header("Authentication-Results", " MX.vigil.test; spf=pass");
+    s.end_of_headers();
+    auto v = s.end_of_message();
+    std::vector<int> removed;
+    for (const auto& e : v.edits) {
+        if (e.kind == core::HeaderEdit::Kind::remove) removed.push_back(e.index);
+    }
+    CHECK(removed == std::vector<int>{2});
+    CHECK(std::any_of(v.symbols.begin(), v.symbols.end(), [](const auto& x) { return x.name == "MSG_HEADER_LIMIT"; }));
+}
+
+TEST_CASE("connect-stage findings of a check that also runs at HELO survive the HELO", "[engine]") {
+    auto cfg = load_config_string(
+        "[[checks.access.rule]]\nmatch = \"ip\"\npattern = \"203.0.113.0/24\"\naction = \"score\"\nscore = 7.0\n");
+    test::FakeClock clock;
+    Session s(cfg, Services{&clock});
+    auto in = inbound();
+    in.ip = core::IpAddress::parse("203.0.113.5");
+    auto r = replay(s, in);
+    CHECK(r.verdict.score == Approx(7.0));
+    CHECK(r.verdict.action == Action::add_header);
+}
+
+TEST_CASE("end of message without end of headers still runs the header checks", "[engine]") {
+    auto cfg = load_config_string("");
+    test::FakeClock clock;
+    Session s(cfg, Services{&clock});
+    REQUIRE(s.connect(core::IpAddress::parse("203.0.113.5"), "unknown").proceed());
+    REQUIRE(s.mail("a@example.org").proceed());
+    REQUIRE(s.rcpt("r@vigil.test").proceed());
+    auto v = s.end_of_message();
+    CHECK(std::any_of(v.symbols.begin(), v.symbols.end(), [](const auto& x) { return x.name == "MSG_NO_HEADERS"; }));
+}

@@ -1,0 +1,885 @@
+#!/usr/bin/env python3
+"""vigil-milter driven over the milter protocol, the way Postfix 3.7 talks to it.
+
+    python3 test/integration/milter_protocol_test.py PATH/TO/vigil-milter
+
+Starts the real vigil-milter (inet socket on 127.0.0.1, then a second run on a unix socket) with a
+config written to a temp dir, and talks to it with test/support/milter_client.py. Checks:
+
+  1. negotiation: the actions, protocol flags and macro lists vigil asks for;
+  2. a clean inbound message: our Authentication-Results on top, forged ones (our authserv-id) deleted
+     by index, others kept, the decision line carries the queue id from macro `i`;
+  3. an authenticated sender is outbound: no Authentication-Results, decision line says outbound;
+  4. GTUBE split across two body chunks: 554 5.7.1 at end of message;
+  5. bad input (NUL and 8-bit bytes, no header, no final CRLF, 5,000 / 5,010 header fields, a 1 MB
+     header value, commands out of order, garbage and absurd packet lengths): a clean answer, a closed
+     connection or (libmilter's choice) an ignored command — never a crash; the milter serves a normal
+     message on a new connection afterwards;
+  6. ABORT between two messages on one connection: the second decision does not inherit the first's;
+  7. exactly one decision line per message that reached end of message, none for aborted ones;
+  8. a connection dropped mid-message (after the header): no decision line, the milter keeps serving;
+ 10. a unix socket with socket_mode 0660, owned by the milter user, carries a message.
+ (9, the internal-failure mapping, cannot be provoked from outside and is not tested here.)
+ Also: an ip access rule's score reaches the verdict; the daemon runs as the configured user and
+ stops cleanly on SIGTERM.
+
+Prints "ok"/"FAIL"/"KNOWN" per check. Exit 0 = all passed, 1 = a check failed, 2 = usage or set-up
+error. It never skips (no exit 77): as root the daemon drops to user `vigil` (or runs as root with
+allow_root when that user does not exist); as another user it runs as that user and the owner checks
+are left out. KNOWN lines are defects found by this test and reported, not yet fixed: they do not
+fail the run unless VIGIL_STRICT_KNOWN=1 is set; when one stops reproducing, the line says so.
+About 7 s.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+import milter_client as mc  # noqa: E402
+from milter_client import (AddHeader, ChangeHeader, InsertHeader, MilterClient,  # noqa: E402
+                           MilterConnectionClosed, MilterError, MilterTimeout)
+
+AUTHSERV = "mx.vigil.test"
+CLIENT_IP = "203.0.113.5"       # outside trusted_networks: inbound
+IP_RULE_IP = "198.51.100.7"     # matches the ip access rule (score 2.5)
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+# How long to wait for an answer that libmilter may legitimately never send (it ignores a command it
+# cannot place in its state machine).
+IGNORED_WAIT = 1.0
+
+CONFIG = """\
+[milter]
+socket = "{socket}"
+socket_mode = "0660"
+user = "{user}"
+allow_root = {allow_root}
+timeout = 30
+
+[server]
+hostname = "{authserv}"
+authserv_id = "{authserv}"
+# The test's clients (203.0.113.x, 198.51.100.x, and 127.0.0.1 itself) are outside: inbound mail.
+trusted_networks = ["192.0.2.0/24"]
+
+[log]
+format = "text"
+
+[actions]
+reject = 15.0
+add_header = 6.0
+
+[[checks.access.rule]]
+match = "sender"
+pattern = "@junk.test"
+action = "score"
+score = 7.0
+
+[[checks.access.rule]]
+match = "ip"
+pattern = "{ip_rule_ip}"
+action = "score"
+score = 2.5
+"""
+
+DECISION_RE = re.compile(
+    r"vigil-milter\[\d+\]: (?P<qid>\S+): (?P<dir>inbound|outbound) action=(?P<action>\S+) "
+    r"score=(?P<score>[-\d.]+)/(?P<reject>[-\d.]+) symbols=(?P<symbols>\S+)(?: forced=\"[^\"]*\")? "
+    r"ip=(?P<ip>\S+) helo=(?P<helo>\S+) from=<(?P<from>[^>]*)> rcpts=(?P<rcpts>\d+) ms=(?P<ms>\d+)")
+
+SIGTERM_ISSUE = ("the SIGUSR1 waiter thread (milter/main.cpp) is created before smfi_main() with only SIGUSR1 "
+                 "blocked, so the kernel can deliver SIGTERM to it and the default action kills the process; "
+                 "libmilter's orderly stop never runs")
+
+failures: list[str] = []
+known: list[str] = []
+notes: list[str] = []
+
+
+def check(cond, what: str) -> bool:
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return bool(cond)
+
+
+def check(cond, what: str, issue: str) -> None:
+    """A check that currently fails because of a reported defect (`issue`)."""
+    if cond:
+        print(f"ok    {what}   (known issue no longer reproduces: {issue} -- drop known_issue())", flush=True)
+        return
+    if os.environ.get("VIGIL_STRICT_KNOWN") == "1":
+        check(False, f"{what} [{issue}]")
+        return
+    print(f"KNOWN {what}   [{issue}]", flush=True)
+    known.append(f"{what} [{issue}]")
+
+
+def note(text: str) -> None:
+    print(f"note  {text}", flush=True)
+    notes.append(text)
+
+
+# ---------------------------------------------------------------------------
+# The daemon
+# ---------------------------------------------------------------------------
+
+
+class Milter:
+    """One vigil-milter process with its own config and log file."""
+
+    def __init__(self, binary: str, workdir: str, name: str, socket_spec: str) -> None:
+        self.binary = binary
+        self.socket_spec = socket_spec
+        self.conf = os.path.join(workdir, f"{name}.conf")
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        try:
+            pwd.getpwnam("vigil")
+            user, allow_root = "vigil", "false"
+        except KeyError:
+            user, allow_root = "", "true"  # no vigil user here: run as root, explicitly allowed
+        self.user = user
+        with open(self.conf, "w") as f:
+            f.write(CONFIG.format(socket=socket_spec, user=user, allow_root=allow_root, authserv=AUTHSERV,
+                                  ip_rule_ip=IP_RULE_IP))
+        os.chmod(self.conf, 0o644)
+        self.proc: subprocess.Popen | None = None
+        # Client address (libmilter syntax works for the client too).
+        self.address = socket_spec
+
+    def start(self) -> None:
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([self.binary, "-f", "-c", self.conf], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if self.socket_spec.startswith("unix:"):
+            path = self.socket_spec[5:]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                # The socket exists before privileges are dropped and its mode/owner set: wait for the
+                # "starting" line, which comes after both.
+                if os.path.exists(path) and "starting: listening" in self.log():
+                    return
+                time.sleep(0.02)
+            raise RuntimeError(f"vigil-milter did not come up on {self.socket_spec}:\n{self.log()}")
+        mc.wait_until_listening(self.address, timeout=10, proc=self.proc)
+        # The socket listens before privileges are dropped; the "starting" line comes after that.
+        deadline = time.monotonic() + 10
+        while "starting: listening" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"vigil-milter did not log its start:\n{self.log()}")
+            time.sleep(0.02)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def decisions(self) -> list[re.Match]:
+        return [m for m in (DECISION_RE.search(line) for line in self.log().splitlines()) if m]
+
+    def decision_for(self, qid: str | None) -> re.Match | None:
+        found = [m for m in self.decisions() if m["qid"] == qid]
+        return found[-1] if found else None
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+
+# ---------------------------------------------------------------------------
+# Sessions and messages
+# ---------------------------------------------------------------------------
+
+
+def session(m: Milter, ip: str = CLIENT_IP, helo: str = "client.example.net", timeout: float = 10.0,
+            **kw) -> MilterClient:
+    """A negotiated connection past CONNECT and HELO (both must CONTINUE)."""
+    c = MilterClient(m.address, timeout=timeout, **kw)
+    c.negotiate()
+    r = c.connect(f"[{ip}]", ip)
+    if r is None or r.code != mc.SMFIR_CONTINUE:
+        raise MilterError(f"connect answered {r!r}")
+    r = c.helo(helo)
+    if r is None or r.code != mc.SMFIR_CONTINUE:
+        raise MilterError(f"helo answered {r!r}")
+    return c
+
+
+def message(c: MilterClient, mail_from: str, headers, body_chunks=(b"Hello.\r\n",), rcpts=("rcpt@vigil.test",),
+            mail_macros=None) -> tuple[mc.EomResult, str | None]:
+    """One transaction event by event; returns the end-of-message result and the queue id (macro i).
+    Every reply before end of message must be CONTINUE (or none, for no-reply events)."""
+    r = c.mail(f"<{mail_from}>", macros=mail_macros)
+    _expect_continue("mail", r)
+    for rcpt in rcpts:
+        _expect_continue("rcpt", c.rcpt(f"<{rcpt}>"))
+    qid = c.queue_id
+    _expect_continue("data", c.data())
+    for name, value in headers:
+        _expect_continue("header", c.header(name, value))
+    _expect_continue("eoh", c.eoh())
+    for chunk in body_chunks:
+        for r in c.body(chunk):
+            _expect_continue("body", r)
+    res = c.eom()
+    c.abort()  # Postfix sends ABORT after every transaction
+    return res, qid
+
+
+def _expect_continue(stage: str, r) -> None:
+    if r is not None and r.code != mc.SMFIR_CONTINUE:
+        raise MilterError(f"{stage} answered {r!r}, expected CONTINUE")
+
+
+CLEAN_HEADERS = [("From", " Sender <sender@example.org>"), ("To", " rcpt@vigil.test"),
+                 ("Subject", " hello"), ("Message-ID", " <m1@example.org>")]
+
+
+def inserted(res: mc.EomResult) -> list[InsertHeader]:
+    return [x for x in res.modifications if isinstance(x, InsertHeader)]
+
+
+def added(res: mc.EomResult) -> list[AddHeader]:
+    return [x for x in res.modifications if isinstance(x, AddHeader)]
+
+
+def changed(res: mc.EomResult) -> list[ChangeHeader]:
+    return [x for x in res.modifications if isinstance(x, ChangeHeader)]
+
+
+def accepted(res: mc.EomResult) -> bool:
+    return res.reply.code in (mc.SMFIR_ACCEPT, mc.SMFIR_CONTINUE)
+
+
+class Run:
+    """Shared state of the inet run: the daemon and the queue ids we expect (not) to see logged."""
+
+    def __init__(self, m: Milter) -> None:
+        self.m = m
+        self.expected: list[str] = []   # queue ids that reached end of message and were answered
+        self.absent: list[str] = []     # queue ids that must have no decision line
+
+    def expect(self, qid: str | None) -> None:
+        assert qid, "no queue id"
+        self.expected.append(qid)
+
+    def serves(self, what: str) -> None:
+        """The process is alive and a normal message on a NEW connection gets a normal verdict."""
+        check(self.m.alive(), f"{what}: vigil-milter still running")
+        if not self.m.alive():
+            return
+        try:
+            with session(self.m) as c:
+                res, qid = message(c, "probe@example.org", CLEAN_HEADERS)
+            self.expect(qid)
+            d = self.m.decision_for(qid)
+            check(accepted(res) and d is not None and d["action"] == "accept",
+                  f"{what}: a normal message on a new connection is accepted and logged")
+        except (MilterError, OSError) as e:
+            check(False, f"{what}: a normal message on a new connection works ({type(e).__name__}: {e})")
+
+
+def send_ignorable(c: MilterClient, fn) -> str:
+    """Run fn (which sends one command and may read its reply); classify what the milter did:
+    'reply:NAME', 'closed', or 'ignored' (no answer within IGNORED_WAIT s, connection still open)."""
+    try:
+        r = fn()
+        if r is None:
+            return "no-reply-expected"
+        if isinstance(r, mc.EomResult):
+            return f"reply:{r.reply.name}"
+        return f"reply:{r.name}"
+    except MilterTimeout:
+        return "ignored"
+    except MilterConnectionClosed:
+        return "closed"
+
+
+def read_optional(c: MilterClient):
+    return c.read_reply(timeout=IGNORED_WAIT)
+
+
+# ---------------------------------------------------------------------------
+# The tests
+# ---------------------------------------------------------------------------
+
+
+def t_negotiation(run: Run) -> None:
+    print("-- 1. negotiation")
+    with MilterClient(run.m.address) as c:
+        n = c.negotiate()
+    want_actions = {"ADDHDRS", "CHGHDRS", "QUARANTINE", "SETSYMLIST"}
+    check(want_actions <= set(n.action_names), f"actions include {sorted(want_actions)}: {n.action_names}")
+    forbidden = mc.SMFIF_CHGBODY | mc.SMFIF_ADDRCPT | mc.SMFIF_DELRCPT | mc.SMFIF_CHGFROM | mc.SMFIF_ADDRCPT_PAR
+    check(n.actions & forbidden == 0, f"no body/recipient/sender changing actions: {n.action_names}")
+    want_proto = {"HDR_LEADSPC", "NR_HDR", "NR_EOH", "NR_BODY"}
+    check(want_proto <= set(n.protocol_names), f"protocol includes {sorted(want_proto)}: {n.protocol_names}")
+    check(not n.protocol & (mc.SMFIP_NODATA | mc.SMFIP_NR_DATA), "DATA is seen and answered (no NODATA, no NR_DATA)")
+    needed = (mc.SMFIP_NOCONNECT | mc.SMFIP_NOHELO | mc.SMFIP_NOMAIL | mc.SMFIP_NORCPT | mc.SMFIP_NOHDRS
+              | mc.SMFIP_NOEOH | mc.SMFIP_NOBODY)
+    check(not n.protocol & needed, "no event vigil needs is skipped (connect, helo, mail, rcpt, headers, eoh, body)")
+    check(not n.protocol & (mc.SMFIP_NR_CONN | mc.SMFIP_NR_HELO | mc.SMFIP_NR_MAIL | mc.SMFIP_NR_RCPT),
+          "connect/helo/mail/rcpt are answered (vigil may refuse there)")
+    check(n.unoffered_protocol == 0, "no protocol bits beyond what the MTA offered")
+    sl = n.symlists
+    check({"{client_addr}", "j", "{daemon_name}"} <= set(sl.get(mc.SMFIM_CONNECT, [])),
+          f"connect macros include {{client_addr}} j {{daemon_name}}: {sl.get(mc.SMFIM_CONNECT)}")
+    check({"i", "{auth_authen}", "{auth_type}"} <= set(sl.get(mc.SMFIM_ENVFROM, [])),
+          f"mail macros include i {{auth_authen}} {{auth_type}}: {sl.get(mc.SMFIM_ENVFROM)}")
+    check("i" in sl.get(mc.SMFIM_EOM, []), f"eom macros include i: {sl.get(mc.SMFIM_EOM)}")
+
+    # An MTA that offers neither HDR_LEADSPC nor SETSYMLIST (older sendmail): vigil must not send a leading
+    # space in header values then (the MTA would add its own and the field would get two).
+    c = session(run.m, actions=mc.POSTFIX_ACTIONS & ~mc.SMFIF_SETSYMLIST,
+                protocol=mc.POSTFIX_PROTOCOL & ~mc.SMFIP_HDR_LEADSPC)
+    with c:
+        n2 = c.negotiation
+        check(not n2.protocol & mc.SMFIP_HDR_LEADSPC and not n2.actions & mc.SMFIF_SETSYMLIST and not n2.symlists,
+              "without HDR_LEADSPC/SETSYMLIST offered, vigil asks for neither")
+        res, qid = message(c, "sender@example.org", [(n, v.lstrip(" ")) for n, v in CLEAN_HEADERS])
+        run.expect(qid)
+        ins = inserted(res)
+        check(accepted(res) and [(i.name, i.value) for i in ins] == [("Authentication-Results", f"{AUTHSERV}; none")],
+              f"without HDR_LEADSPC: Authentication-Results value has no leading space: {ins}")
+
+
+def t_clean_inbound(run: Run) -> None:
+    print("-- 2. clean inbound message, forged Authentication-Results")
+    with session(run.m) as c:
+        res, qid = message(c, "sender@example.org", CLEAN_HEADERS)
+    run.expect(qid)
+    check(accepted(res), f"clean message: end of message answers ACCEPT/CONTINUE ({res.reply!r})")
+    ins = inserted(res)
+    check(len(ins) == 1 and ins[0].index == 0 and ins[0].name == "Authentication-Results"
+          and ins[0].value == f" {AUTHSERV}; none",
+          f"INSHEADER at index 0: Authentication-Results ' {AUTHSERV}; none' (got {ins})")
+    check(not changed(res) and not added(res), f"nothing else changed on a clean message: {res.modifications}")
+    d = run.m.decision_for(qid)
+    check(d is not None, f"decision line carries the queue id from macro i ({qid})")
+    if d:
+        check(d["dir"] == "inbound" and d["action"] == "accept" and d["score"] == "0.00" and d["symbols"] == "none"
+              and d["ip"] == CLIENT_IP and d["helo"] == "client.example.net" and d["from"] == "sender@example.org"
+              and d["rcpts"] == "1",
+              f"decision line: inbound accept 0.00 none ip helo from rcpts=1: {d.group(0)}")
+
+    # Forged Authentication-Results claiming our id (1st, 3rd, 5th and 6th of the A-R fields) and
+    # others that must stay (2nd: another id; 4th: our id as a prefix of another name).
+    ar = [
+        f" {AUTHSERV}; spf=pass smtp.mailfrom=example.org",                  # 1 forged
+        " other.example; dkim=pass header.d=example.org",                    # 2 keep
+        f" {AUTHSERV.upper()}; dmarc=pass",                                   # 3 forged (ids are case-insensitive)
+        f" {AUTHSERV}.evil.example; spf=pass",                               # 4 keep
+        f"\n\t{AUTHSERV};\n\tdkim=pass header.d=example.org",                 # 5 forged, folded (LF as Postfix sends)
+        f" (a comment) {AUTHSERV} 1; arc=pass",                              # 6 forged, CFWS + version
+    ]
+    headers = CLEAN_HEADERS[:2] + [("Authentication-Results", v) for v in ar] + CLEAN_HEADERS[2:]
+    with session(run.m) as c:
+        res, qid = message(c, "sender@example.org", headers)
+    run.expect(qid)
+    check(accepted(res), "message with forged Authentication-Results accepted")
+    deletes = [(x.index, x.name, x.value) for x in changed(res)]
+    check(sorted(deletes) == [(i, "Authentication-Results") for i in (1, 3, 5, 6)],
+          f"CHGHEADER delete (empty value) for the forged fields 1, 3, 5, 6 only: {deletes}")
+    check(all(x.is_delete for x in changed(res)), "every CHGHEADER is a delete")
+    idx = [x.index for x in changed(res)]
+    check(idx == sorted(idx, reverse=True), f"deletes are sent last occurrence first (indexes stay valid): {idx}")
+    ins = inserted(res)
+    check(len(ins) == 1 and ins[0].index == 0 and ins[0].value == f" {AUTHSERV}; none",
+          "our own Authentication-Results still inserted on top")
+    check(run.m.decision_for(qid) is not None, "decision line for the forged-header message")
+
+
+def t_outbound(run: Run) -> None:
+    print("-- 3. authenticated sender: outbound")
+    with session(run.m) as c:
+        res, qid = message(c, "alice@vigil.test", CLEAN_HEADERS + [("Authentication-Results", f" {AUTHSERV}; spf=pass")],
+                           mail_macros={"{auth_authen}": "alice", "{auth_type}": "PLAIN"})
+    run.expect(qid)
+    check(accepted(res), f"authenticated message accepted ({res.reply!r})")
+    check(not inserted(res) and not any(a.name == "Authentication-Results" for a in added(res)),
+          f"no Authentication-Results added to outbound mail: {res.modifications}")
+    d = run.m.decision_for(qid)
+    check(d is not None and d["dir"] == "outbound", f"decision line says outbound: {d.group(0) if d else None}")
+    # The same client without AUTH on the same kind of connection is inbound again (no stale state).
+    with session(run.m) as c:
+        res, qid = message(c, "alice@vigil.test", CLEAN_HEADERS)
+    run.expect(qid)
+    d = run.m.decision_for(qid)
+    check(d is not None and d["dir"] == "inbound" and len(inserted(res)) == 1,
+          "the same sender without {auth_authen} is inbound and gets Authentication-Results")
+
+
+def t_gtube(run: Run) -> None:
+    print("-- 4. GTUBE split across two body chunks")
+    body = b"Some text first.\r\n" + GTUBE + b"\r\nand after.\r\n"
+    cut = body.index(GTUBE) + 30
+    with session(run.m) as c:
+        # body() sends each call as its own SMFIC_BODY packet: the string straddles two chunks.
+        res, qid = message(c, "sender@example.org", CLEAN_HEADERS, body_chunks=(body[:cut], body[cut:]))
+    run.expect(qid)
+    text = res.reply.text or ""
+    check(res.reply.code == mc.SMFIR_REPLYCODE and text.startswith("554 5.7.1"),
+          f"GTUBE: REPLYCODE 554 5.7.1 at end of message ({res.reply!r})")
+    check(not res.modifications, f"no header changes on a rejected message: {res.modifications}")
+    d = run.m.decision_for(qid)
+    check(d is not None and d["action"] == "reject" and "GTUBE(" in d["symbols"],
+          f"decision line: action=reject with GTUBE: {d.group(0) if d else None}")
+
+
+def t_bad_input(run: Run) -> None:
+    print("-- 5. bad input")
+    m = run.m
+
+    # NUL and 8-bit bytes in the body, 8-bit bytes in a header value.
+    with session(m) as c:
+        res, qid = message(c, "sender@example.org",
+                           CLEAN_HEADERS + [("X-Eight-Bit", b" caf\xc3\xa9 \xff\xfe raw")],
+                           body_chunks=(b"NUL here:\x00\x00 and 8-bit: \xe9\xff\x80\r\n\x00\r\n",))
+    run.expect(qid)
+    check(accepted(res) and len(inserted(res)) == 1, f"NUL/8-bit bytes: a normal verdict ({res.reply!r})")
+    check(m.decision_for(qid) is not None, "NUL/8-bit bytes: decision line")
+    run.serves("after NUL/8-bit bytes")
+
+    # No header at all: straight EOH, then the body.
+    with session(m) as c:
+        res, qid = message(c, "sender@example.org", [], body_chunks=(b"Just a body.\r\n",))
+    run.expect(qid)
+    d = m.decision_for(qid)
+    check(accepted(res) and d is not None and "MSG_NO_HEADERS(" in d["symbols"],
+          f"no header: verdict with MSG_NO_HEADERS: {d.group(0) if d else res.reply}")
+    run.serves("after a message without header")
+
+    # A body without a final CRLF.
+    with session(m) as c:
+        res, qid = message(c, "sender@example.org", CLEAN_HEADERS, body_chunks=(b"line one\r\nno final newline",))
+    run.expect(qid)
+    check(accepted(res) and m.decision_for(qid) is not None, f"body without final CRLF: normal verdict ({res.reply!r})")
+    run.serves("after a body without final CRLF")
+
+    # 5,000 header fields: all kept, no MSG_HEADER_LIMIT.
+    many = [("From", " sender@example.org")] + [("X-Filler", f" {i}") for i in range(4999)]
+    with session(m, timeout=30) as c:
+        res, qid = message(c, "sender@example.org", many)
+    run.expect(qid)
+    d = m.decision_for(qid)
+    check(accepted(res) and d is not None and "MSG_HEADER_LIMIT" not in d["symbols"],
+          f"5,000 header fields: kept, no MSG_HEADER_LIMIT: {d.group(0) if d else res.reply}")
+
+    # 5,010: past the cap. A forged Authentication-Results among the fields past the cap must still go.
+    many = ([("From", " sender@example.org")] + [("X-Filler", f" {i}") for i in range(5004)]
+            + [("Authentication-Results", f" {AUTHSERV}; spf=pass smtp.mailfrom=example.org")]
+            + [("X-Filler", f" tail {i}") for i in range(4)])
+    assert len(many) == 5010
+    with session(m, timeout=30) as c:
+        res, qid = message(c, "sender@example.org", many)
+    run.expect(qid)
+    d = m.decision_for(qid)
+    check(accepted(res) and d is not None and "MSG_HEADER_LIMIT(" in d["symbols"],
+          f"5,010 header fields: MSG_HEADER_LIMIT in the decision line: {d.group(0) if d else res.reply}")
+    check([(x.index, x.value) for x in changed(res)] == [(1, "")],
+                "5,010 header fields: a forged Authentication-Results (ours) at field 5,006 is deleted "
+                f"(header changes sent: {changed(res)})",
+                "header_edits() only sees kept fields: a forged A-R placed after 5,000 fields is delivered")
+    run.serves("after 5,010 header fields")
+
+    # A single 1 MB header value (libmilter's own packet limit applies).
+    big_outcome = {}
+    for size in (60_000, 70_000, 1_000_000):
+        c = session(m)
+        qid = None
+        try:
+            _expect_continue("mail", c.mail("<sender@example.org>"))
+            _expect_continue("rcpt", c.rcpt("<rcpt@vigil.test>"))
+            qid = c.queue_id
+            _expect_continue("data", c.data())
+            c.header("From", " sender@example.org")
+            c.header("X-Big", " " + "b" * size)
+            c.eoh()
+            c.body(b"body\r\n")
+            res = c.eom()
+            big_outcome[size] = f"reply:{res.reply.name}"
+            if accepted(res):
+                run.expect(qid)
+        except MilterConnectionClosed:
+            big_outcome[size] = "closed"
+            run.absent.append(qid)
+        except MilterTimeout:
+            big_outcome[size] = "no answer"
+            run.absent.append(qid)
+        finally:
+            c.close()
+    check(big_outcome[60_000] == "reply:ACCEPT", f"a 60,000-byte header value gets a verdict ({big_outcome[60_000]})")
+    check(big_outcome[1_000_000] in ("closed", "reply:ACCEPT", "reply:REJECT", "reply:REPLYCODE"),
+          f"a 1 MB header value: a reply or a closed connection ({big_outcome[1_000_000]})")
+    check(big_outcome[70_000] in ("closed", "reply:ACCEPT"), f"a 70,000-byte header value: {big_outcome[70_000]}")
+    note(f"header value sizes -> outcome: {big_outcome} (libmilter drops packets over 65,535 bytes)")
+    # Not a defect: Postfix 3.7 itself cuts a header field below 64 KiB (measured with the Postfix harness:
+    # 70 KB and 95 KB folded fields both arrived delivered at 62,858 bytes with a vigil verdict), so
+    # libmilter's 65,535-byte packet limit is only reached by a non-Postfix MTA.
+    run.serves("after a 1 MB header value")
+
+    # Commands out of order. libmilter checks each command against its state machine and silently
+    # ignores one it cannot reach from HELO (no callback, no reply): that is the third legal outcome.
+    probes = {}
+
+    def probe(name, setup, cmd, allowed, then_message=True):
+        c = session(m)
+        try:
+            if setup:
+                setup(c)
+            outcome = send_ignorable(c, lambda: cmd(c))
+            probes[name] = outcome
+            check(outcome in allowed, f"{name}: {outcome} (allowed: {', '.join(sorted(allowed))})")
+            if then_message and outcome != "closed":
+                # The same connection goes on with a normal transaction.
+                c.abort()
+                try:
+                    res, qid = message(c, "after@example.org", CLEAN_HEADERS)
+                    run.expect(qid)
+                    d = m.decision_for(qid)
+                    check(accepted(res) and d is not None and d["score"] == "0.00",
+                          f"{name}: the same connection then carries a normal message (score 0)")
+                except (MilterError, OSError) as e:
+                    check(False, f"{name}: the same connection then carries a normal message ({e})")
+        finally:
+            c.close()
+        check(m.alive(), f"{name}: vigil-milter still running")
+
+    no_crash = {"ignored", "closed", "reply:CONTINUE", "reply:TEMPFAIL", "reply:REJECT", "reply:REPLYCODE"}
+
+    def body_first(c):
+        c.send_raw(mc.SMFIC_MACRO, mc.SMFIC_BODY, flush=False)
+        c.send_raw(mc.SMFIC_BODY, b"a body before MAIL\r\n")
+        return read_optional(c)
+
+    probe("BODY before MAIL", None, body_first, no_crash)
+
+    noqueue_before = sum(1 for d in m.decisions() if d["qid"] == "NOQUEUE")
+
+    def eom_first(c):
+        c.send_raw(mc.SMFIC_MACRO, mc.SMFIC_BODYEOB, flush=False)
+        c.send_raw(mc.SMFIC_BODYEOB)
+        return read_optional(c)
+
+    probe("EOM without MAIL", None, eom_first, no_crash)
+    noqueue_lines = [d.group(0) for d in m.decisions() if d["qid"] == "NOQUEUE"][noqueue_before:]
+    if probes.get("EOM without MAIL", "").startswith("reply:"):
+        note(f"EOM without MAIL was answered {probes['EOM without MAIL']}; decision line(s): {noqueue_lines}")
+    check(not (probes.get("EOM without MAIL") in ("reply:ACCEPT", "reply:CONTINUE") and not noqueue_lines),
+          "EOM without MAIL is never accepted silently")
+
+    def rcpt_first(c):
+        return c.rcpt("<rcpt@vigil.test>")  # reads a reply: times out if ignored
+
+    c_timeout = IGNORED_WAIT
+    probe("RCPT before MAIL", None, lambda c: (setattr(c, "timeout", c_timeout), rcpt_first(c))[1], no_crash)
+
+    # EOM straight after RCPT (no DATA, no header, no body): libmilter lets it through; vigil must give
+    # a real verdict for it and log it like any other message.
+    with session(m) as c:
+        _expect_continue("mail", c.mail("<sender@example.org>"))
+        _expect_continue("rcpt", c.rcpt("<rcpt@vigil.test>"))
+        qid = c.queue_id
+        outcome = send_ignorable(c, c.eom)
+        probes["EOM right after RCPT"] = outcome
+        d = m.decision_for(qid)
+        if outcome.startswith("reply:"):
+            run.expect(qid)
+            check(d is not None, f"EOM right after RCPT: {outcome}, decision line: {d.group(0) if d else None}")
+            check(d is not None and "MSG_NO_HEADERS(" in d["symbols"], "EOM right after RCPT: the header-stage checks still run (MSG_NO_HEADERS)")
+        else:
+            run.absent.append(qid)
+            check(outcome in no_crash, f"EOM right after RCPT: {outcome}")
+    check(m.alive(), "EOM right after RCPT: vigil-milter still running")
+
+    # Two MAILs without ABORT: libmilter aborts the first transaction itself. The first sender scores 7
+    # (junk rule); the verdict must be the second sender's alone.
+    with session(m) as c:
+        _expect_continue("mail", c.mail("<x@junk.test>"))
+        try:
+            res, qid = message(c, "clean@example.org", CLEAN_HEADERS)
+            run.expect(qid)
+            d = m.decision_for(qid)
+            check(accepted(res) and d is not None and d["score"] == "0.00" and d["from"] == "clean@example.org"
+                  and not any(a.name == "X-Spam-Flag" for a in added(res)),
+                  f"two MAILs without ABORT: only the second counts: {d.group(0) if d else res.reply}")
+        except (MilterError, OSError) as e:
+            check(False, f"two MAILs without ABORT: second transaction works ({e})")
+    check(m.alive(), "two MAILs without ABORT: vigil-milter still running")
+
+    # HEADER after EOM (no reply expected: NR_HDR). The late fields must not leak into the next message.
+    with session(m) as c:
+        res, qid = message(c, "first@example.org", CLEAN_HEADERS)
+        run.expect(qid)
+        c.header("From", " late@example.org")
+        c.header("Authentication-Results", f" {AUTHSERV}; spf=pass")
+        c.flush()
+        try:
+            res, qid = message(c, "second@example.org", CLEAN_HEADERS)
+            run.expect(qid)
+            d = m.decision_for(qid)
+            check(accepted(res) and not changed(res) and d is not None and "MSG_MULTIPLE_FROM" not in d["symbols"],
+                  f"HEADER after EOM: ignored, not carried into the next message: {d.group(0) if d else res.reply}")
+        except (MilterError, OSError) as e:
+            check(False, f"HEADER after EOM: the connection then carries a message ({e})")
+    check(m.alive(), "HEADER after EOM: vigil-milter still running")
+    note(f"out-of-order outcomes: {probes}")
+    run.serves("after commands out of order")
+
+    # Garbage: an HTTP request instead of OPTNEG, an absurd length, an unknown command, a zero length.
+    def garbage(name, data, negotiate_first):
+        c = MilterClient(m.address, timeout=5)
+        try:
+            c.open()
+            if negotiate_first:
+                c.negotiate()
+                c.connect(f"[{CLIENT_IP}]", CLIENT_IP)
+            c.send_bytes(data)
+            closed = c.wait_closed(3.0)
+        except (MilterConnectionClosed, ConnectionResetError, BrokenPipeError):
+            closed = True
+        finally:
+            c.close()
+        check(closed, f"garbage ({name}): connection closed")
+        check(m.alive(), f"garbage ({name}): vigil-milter still running")
+
+    garbage("HTTP request instead of OPTNEG", b"GET / HTTP/1.0\r\nHost: x\r\n\r\n", False)
+    garbage("length 0x7fffffff", struct.pack("!I", 0x7FFFFFFF) + b"B" + b"x" * 100, True)
+    garbage("length 0x80000000", struct.pack("!I", 0x80000000) + b"L" + b"x" * 100, True)
+    garbage("unknown command 'Z'", struct.pack("!I", 5) + b"Zabcd", True)
+    garbage("truncated OPTNEG", struct.pack("!I", 5) + b"O\x00\x00\x00\x06", False)
+    # Lengths that wrap to <= 0 in libmilter's int32 arithmetic (0xffffffff, 1, 0): libmilter treats
+    # the packet as a command without payload. The command is then refused by its state machine (ignored
+    # or connection closed) or handled; either way vigil must survive, also at the body stage where the
+    # callbacks would get a NULL buffer.
+    for lf, cmd, at_body in ((0xFFFFFFFF, b"B", True), (0xFFFFFFFF, b"L", True), (0xFFFFFFFF, b"M", False),
+                             (1, b"B", True), (1, b"R", False), (0, b"C", False)):
+        c = session(m, timeout=IGNORED_WAIT)
+        try:
+            if at_body:
+                _expect_continue("mail", c.mail("<sender@example.org>"))
+                _expect_continue("rcpt", c.rcpt("<rcpt@vigil.test>"))
+                _expect_continue("data", c.data())
+                c.header("From", " sender@example.org")
+                c.eoh()
+                c.body(b"body\r\n")
+            c.send_bytes(struct.pack("!I", lf) + cmd)
+            outcome = send_ignorable(c, lambda: c.read_reply(timeout=IGNORED_WAIT))
+        except (MilterConnectionClosed, ConnectionResetError, BrokenPipeError):
+            outcome = "closed"
+        finally:
+            c.close()
+        check(m.alive(), f"garbage (length {lf:#x}, command {cmd.decode()}"
+                         f"{' in the body' if at_body else ''}): {outcome}, vigil-milter still running")
+    # A half packet, then the peer goes away.
+    c = MilterClient(m.address, timeout=5)
+    c.negotiate()
+    c.send_bytes(struct.pack("!I", 1000) + b"C" + b"half")
+    c.close()
+    check(m.alive(), "garbage (half a packet, then the connection closed): vigil-milter still running")
+    run.serves("after garbage bytes")
+
+
+def t_abort_between(run: Run) -> None:
+    print("-- 6. ABORT between two messages on one connection")
+    m = run.m
+    with session(m) as c:
+        res1, qid1 = message(c, "x@junk.test", CLEAN_HEADERS)        # message() ends with ABORT
+        run.expect(qid1)
+        res2, qid2 = message(c, "clean@example.org", CLEAN_HEADERS)
+        run.expect(qid2)
+        # A third transaction aborted before end of message: no decision line for it.
+        _expect_continue("mail", c.mail("<x@junk.test>"))
+        _expect_continue("rcpt", c.rcpt("<rcpt@vigil.test>"))
+        qid3 = c.queue_id
+        _expect_continue("data", c.data())
+        c.header("From", " x@junk.test")
+        c.eoh()
+        c.abort()
+        run.absent.append(qid3)
+        res4, qid4 = message(c, "clean2@example.org", CLEAN_HEADERS)
+        run.expect(qid4)
+    d1, d2, d4 = m.decision_for(qid1), m.decision_for(qid2), m.decision_for(qid4)
+    flag1 = [a for a in added(res1) if a.name == "X-Spam-Flag"]
+    check(accepted(res1) and flag1 and flag1[0].value == " YES" and d1 is not None and d1["action"] == "add_header"
+          and d1["score"] == "7.00" and "ACCESS_SENDER(7.00)" in d1["symbols"],
+          f"first message (@junk.test, 7.0): add_header with X-Spam-Flag: YES: {d1.group(0) if d1 else res1.reply}")
+    check(any(a.name == "X-Spam-Score" and a.value == " 7.00" for a in added(res1)), "first message: X-Spam-Score 7.00")
+    check(accepted(res2) and not added(res2) and d2 is not None and d2["score"] == "0.00" and d2["action"] == "accept"
+          and d2["symbols"] == "none",
+          f"second message (clean sender): score 0, no X-Spam headers: {d2.group(0) if d2 else res2.reply}")
+    check(accepted(res4) and not added(res4) and d4 is not None and d4["score"] == "0.00",
+          "after an aborted junk transaction, the next message scores 0")
+
+
+def t_drop_mid_message(run: Run) -> None:
+    print("-- 8. connection closed without QUIT in the middle of a message")
+    c = session(run.m)
+    _expect_continue("mail", c.mail("<sender@example.org>"))
+    _expect_continue("rcpt", c.rcpt("<rcpt@vigil.test>"))
+    qid = c.queue_id
+    _expect_continue("data", c.data())
+    for n, v in CLEAN_HEADERS:
+        c.header(n, v)
+    c.eoh()
+    c.body(b"part of a body\r\n")
+    c.flush()
+    c.close()
+    run.absent.append(qid)
+    run.serves("after a connection dropped mid-message")
+
+
+def t_ip_rule(run: Run) -> None:
+    print("-- extra: an ip access rule with a score survives HELO")
+    with session(run.m, ip=IP_RULE_IP) as c:
+        res, qid = message(c, "sender@example.org", CLEAN_HEADERS)
+    run.expect(qid)
+    d = run.m.decision_for(qid)
+    check(d is not None and "ACCESS_IP(2.50)" in d["symbols"] and d["score"] == "2.50", f"ip rule score 2.5 for {IP_RULE_IP} is in the verdict ({d.group(0) if d else None})")
+
+
+def t_decision_count(run: Run) -> None:
+    print("-- 7. exactly one decision line per message")
+    lines = run.m.decisions()
+    qids = [d["qid"] for d in lines]
+    missing = [q for q in run.expected if qids.count(q) == 0]
+    doubled = [q for q in set(qids) if qids.count(q) > 1]
+    check(not missing, f"every message that reached end of message has a decision line (missing: {missing})")
+    check(not doubled, f"no message has two decision lines (doubled: {doubled})")
+    check(len(lines) == len(run.expected),
+          f"decision lines = messages answered at end of message: {len(lines)} (want {len(run.expected)})")
+    present = [q for q in run.absent if q in qids]
+    check(not present, f"no decision line for aborted/dropped messages ({len(run.absent)} of them; logged: {present})")
+    errors = [l for l in run.m.log().splitlines() if "internal error" in l]
+    check(not errors, f"no internal error logged: {errors[:3]}")
+
+
+def t_unix_socket(binary: str, work: str) -> None:
+    print("-- 10. unix socket")
+    sockdir = os.path.join(work, "sock")
+    os.mkdir(sockdir)
+    os.chmod(sockdir, 0o755)
+    path = os.path.join(sockdir, "vigil.sock")
+    m = Milter(binary, work, "unix", f"unix:{path}")
+    try:
+        m.start()
+        st = os.stat(path)
+        check(stat.S_ISSOCK(st.st_mode), f"{path} is a socket")
+        check(stat.S_IMODE(st.st_mode) == 0o660, f"socket mode is 0660 ({oct(stat.S_IMODE(st.st_mode))})")
+        if os.geteuid() == 0 and m.user:
+            uid = pwd.getpwnam(m.user).pw_uid
+            check(st.st_uid == uid, f"socket owned by user {m.user} (uid {st.st_uid}, want {uid})")
+            with open(f"/proc/{m.proc.pid}/status") as f:
+                real_uid = next(l.split()[1] for l in f if l.startswith("Uid:"))
+            check(int(real_uid) == uid, f"the daemon runs as {m.user} (uid {real_uid})")
+        else:
+            note("not root (or no vigil user): socket owner not checked")
+        c = MilterClient(m.address)
+        c.negotiate()
+        c.connect(f"[{CLIENT_IP}]", CLIENT_IP)
+        c.helo("client.example.net")
+        res, qid = message(c, "sender@example.org", CLEAN_HEADERS)
+        c.quit()
+        d = m.decision_for(qid)
+        check(accepted(res) and len(inserted(res)) == 1 and d is not None and d["action"] == "accept",
+              f"a message goes through the unix socket: {d.group(0) if d else res.reply}")
+        check(len(m.decisions()) == 1, "one decision line on the unix-socket run")
+    finally:
+        rc = m.stop()
+    check(rc == 0, f"unix-socket daemon stops cleanly on SIGTERM (status {rc})")
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    binary = os.path.abspath(sys.argv[1])
+    if not os.access(binary, os.X_OK):
+        print(f"FAIL  not an executable: {binary}")
+        return 2
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("vigil")
+        except KeyError:
+            note("no user 'vigil': running the daemon as root with allow_root = true")
+    started = time.monotonic()
+    work = tempfile.mkdtemp(prefix="vigil-milter-proto-")
+    os.chmod(work, 0o755)
+    m = Milter(binary, work, "inet", mc.free_inet_address())
+    keep = False
+    try:
+        try:
+            m.start()
+        except Exception as e:  # noqa: BLE001
+            print(f"FAIL  vigil-milter did not start: {e}\n{m.log() if os.path.exists(m.log_path) else ''}")
+            return 2
+        if os.geteuid() == 0 and m.user:
+            with open(f"/proc/{m.proc.pid}/status") as f:
+                real_uid = next(l.split()[1] for l in f if l.startswith("Uid:"))
+            check(int(real_uid) == pwd.getpwnam(m.user).pw_uid, f"inet daemon dropped to user {m.user}")
+        run = Run(m)
+        for t in (t_negotiation, t_clean_inbound, t_outbound, t_gtube, t_bad_input, t_abort_between,
+                  t_drop_mid_message, t_ip_rule):
+            try:
+                t(run)
+            except Exception as e:  # noqa: BLE001 - report and go on with the next group
+                traceback.print_exc()
+                check(False, f"{t.__name__} raised {type(e).__name__}: {e}")
+            if not m.alive():
+                check(False, f"vigil-milter died during {t.__name__} (status {m.proc.returncode})")
+                break
+        t_decision_count(run)
+        rc = m.stop()
+        check(rc == 0 and "stopped (libmilter returned 0)" in m.log(),
+              f"inet daemon stops cleanly on SIGTERM (status {rc})")
+        try:
+            t_unix_socket(binary, work)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            check(False, f"unix socket run raised {type(e).__name__}: {e}")
+    finally:
+        m.stop()
+        keep = bool(failures)
+        if keep:
+            print(f"logs kept in {work}")
+            try:
+                print("---- last 30 lines of the inet daemon's log")
+                print("\n".join(m.log().splitlines()[-30:]))
+            except OSError:
+                pass
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    took = time.monotonic() - started
+    print(f"{len(failures)} failed, {len(known)} known issue(s), {took:.1f} s")
+    for f in failures:
+        print(f"FAILED: {f}")
+    for k in known:
+        print(f"KNOWN:  {k}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
