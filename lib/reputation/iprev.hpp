@@ -1,0 +1,44 @@
+#pragma once
+// iprev / forward-confirmed reverse DNS (RFC 8601 §3): the PTR names of the client IP, each looked
+// up forward (A for IPv4, AAAA for IPv6), must lead back to the IP. The result goes into
+// Authentication-Results as "iprev=<result> policy.iprev=<ip>" and into one IPREV_* symbol.
+//
+//   pass       a PTR name resolves back to the IP
+//   fail       PTR names exist, but none resolves back (their lookups answered, NXDOMAIN or NODATA)
+//   temperror  the PTR lookup or, with no name confirming, a forward lookup timed out or SERVFAILed
+//   permerror  no PTR data (NXDOMAIN/NODATA: IPREV_NO_PTR), or PTR/forward data that cannot be used
+//              (malformed answers, names that are not valid DNS names: IPREV_PERMERROR)
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "core/ip_address.hpp"
+#include "policy/builtin_checks.hpp"
+#include "policy/check.hpp"
+
+namespace vigil::reputation {
+
+// PTR names looked up forward (the rest are ignored), as RFC 7208 §4.6.4 caps SPF's PTR processing:
+// an attacker controls its own reverse zone and could otherwise make us issue hundreds of lookups.
+inline constexpr std::size_t max_ptr_names = 10;
+// Host names in symbol options are cut to this length (they come from a zone the peer may control).
+inline constexpr std::size_t max_reported_name = 80;
+
+// True if a PTR name looks like one an ISP generates for a pool of dynamic addresses: it embeds the
+// IPv4 address (dashes, dots, underscores or nothing as separators, in either order, zero-padded,
+// hexadecimal, or as one decimal number), or has a label word such as "dynamic", "dhcp", "pool",
+// "dsl", "cable" or "ppp" left of the last two labels. Pure, for tests.
+bool looks_generic(std::string_view ptr_name, const core::IpAddress& ip);
+
+class IprevCheck final : public policy::Check {
+  public:
+    static std::unique_ptr<policy::Check> make(policy::Section& options);
+
+    std::string_view name() const override { return "iprev"; }
+    std::vector<policy::Stage> stages() const override { return {policy::Stage::connect}; }
+    std::vector<core::SymbolDef> symbols() const override;
+    void start(policy::Context& ctx) const override;
+    void run(policy::Context& ctx) const override;
+};
+
+}  // namespace vigil::reputation
