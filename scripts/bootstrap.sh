@@ -17,7 +17,7 @@ packages=(
   libmilter-dev libssl-dev libunbound-dev libldns-dev libpsl-dev libfmt-dev libtomlplusplus-dev
   nettle-dev libevent-dev catch2 publicsuffix dns-root-data
   # tests: a real MTA, SMTP client, DNS tools, Python for the harnesses
-  postfix swaks python3 ldnsutils dnsutils procps iproute2
+  postfix swaks python3 python3-yaml python3-spf python3-dkim python3-nacl opendkim opendkim-tools ldnsutils dnsutils procps iproute2
 )
 
 install_deps() {

@@ -17,6 +17,8 @@
 #include "policy/config.hpp"
 #include "policy/replay.hpp"
 #include "policy/runtime.hpp"
+#include "tools/dkim_command.hpp"
+#include "tools/spf_command.hpp"
 
 namespace {
 
@@ -32,6 +34,8 @@ void usage(std::FILE* out) {
                  "        [--queue-id ID] [--authserv-id ID] [--json] [FILE]\n"
                  "        run the milter's checks on a message (FILE or stdin) and print the verdict\n"
                  "  symbols [--json]   list every symbol with its weight and meaning\n"
+                 "  spf --ip IP --mail-from ADDR --helo NAME [--json]   evaluate SPF (RFC 7208)\n"
+                 "  dkim keygen|sign|verify ...   DKIM keys, signing and verification (`vigil dkim --help`)\n"
                  "Without --config, %s is used when it exists, else the built-in defaults.\n",
                  default_config);
 }
@@ -268,6 +272,8 @@ int main(int argc, char** argv) {
     try {
         if (cmd == "check") return cmd_check(argc - i, argv + i, config_path, explicit_config, ov);
         if (cmd == "symbols") return cmd_symbols(argc - i, argv + i, load(config_path, explicit_config, ov));
+        if (cmd == "spf") return vigil::tools::spf_command(argc - i, argv + i, load(config_path, explicit_config, ov));
+        if (cmd == "dkim") return dkim_command(argc - i, argv + i, load(config_path, explicit_config, ov));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "vigil %s: %s\n", cmd.c_str(), e.what());
         return 2;

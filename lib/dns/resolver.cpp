@@ -128,9 +128,10 @@ QueryName normalize_query_name(std::string_view name) {
             label = 0;
             continue;
         }
-        // Printable ASCII only; a backslash would be read by libunbound as the start of an escape and
-        // make the name on the wire differ from the name we cache under.
-        if (c < 0x21 || c > 0x7e || c == '\\') {
+        // Printable ASCII and space only (SPF macros can expand to names with spaces, and RFC 7208's
+        // suite queries one); a backslash would be read by libunbound as the start of an escape and
+        // make the name on the wire differ from the name we cache under. The resolver escapes spaces.
+        if (c < 0x20 || c > 0x7e || c == '\\') {
             out.error = "byte outside printable ASCII or backslash in name: " + core::printable(name);
             return out;
         }

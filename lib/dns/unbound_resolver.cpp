@@ -471,6 +471,15 @@ UnboundResolver::~UnboundResolver() {
 Pending UnboundResolver::lookup(std::string_view raw_name, RrType type) {
     QueryName qn = normalize_query_name(raw_name);
     if (!qn.ok()) return Pending::of(Answer::failure(Status::malformed, qn.error));
+    // libunbound parses the name in presentation format, where a space must be written \032.
+    std::string wire_name;
+    for (char c : qn.name) {
+        if (c == ' ') {
+            wire_name += "\\032";
+        } else {
+            wire_name += c;
+        }
+    }
     if (!is_known_type(type))
         return Pending::of(Answer::failure(Status::malformed, "unsupported query type"));
 
@@ -502,12 +511,12 @@ Pending UnboundResolver::lookup(std::string_view raw_name, RrType type) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
-        rc = ub_resolve_async(im.ctx, qn.name.c_str(), static_cast<int>(type), class_in, raw,
+        rc = ub_resolve_async(im.ctx, wire_name.c_str(), static_cast<int>(type), class_in, raw,
                               &Impl::on_result, &async_id);
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         im.bg_started.store(true);
     } else {
-        rc = ub_resolve_async(im.ctx, qn.name.c_str(), static_cast<int>(type), class_in, raw,
+        rc = ub_resolve_async(im.ctx, wire_name.c_str(), static_cast<int>(type), class_in, raw,
                               &Impl::on_result, &async_id);
     }
 

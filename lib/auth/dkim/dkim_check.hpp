@@ -1,0 +1,61 @@
+#pragma once
+// The [checks.dkim] check: verifies every DKIM-Signature of inbound mail as the body streams
+// through, and signs outbound mail whose From domain has a key. See lib/auth/dkim/DOCS.md.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "auth/dkim/sign.hpp"
+#include "auth/dkim/verify.hpp"
+#include "policy/builtin_checks.hpp"
+#include "policy/check.hpp"
+
+namespace vigil::auth::dkim {
+
+struct SigningRule {
+    std::string from;    // "example.org" (that domain) or "*.example.org" (subdomains and itself)
+    std::string domain;  // the d= whose keys sign it
+};
+
+struct DkimOptions {
+    bool verify = true;
+    VerifyOptions verify_options;
+    std::vector<std::string> trusted_signers;  // lowercase d= domains
+    bool sign = true;
+    SignParams sign_params;
+    std::vector<std::shared_ptr<const SigningKey>> keys;
+    std::vector<SigningRule> rules;
+};
+
+// Reads the From domain of a message (the address in the first From field), lowercase; "" if none.
+std::string from_domain(std::string_view from_value);
+
+class DkimCheck final : public policy::Check {
+public:
+    explicit DkimCheck(DkimOptions options) : options_(std::move(options)) {}
+    static std::unique_ptr<policy::Check> make(policy::Section& options);
+
+    std::string_view name() const override { return "dkim"; }
+    std::vector<policy::Stage> stages() const override { return {policy::Stage::body, policy::Stage::eom}; }
+    std::vector<core::SymbolDef> symbols() const override;
+    // Runs for outbound mail too (it signs it); verification is for inbound mail only.
+    bool inbound_only() const override { return false; }
+    void body_chunk(policy::Context& ctx, std::string_view chunk) const override;
+    void start(policy::Context& ctx) const override;
+    void run(policy::Context& ctx) const override;
+
+    // The keys that sign mail from `domain` (after the signing rules), in configured order.
+    std::vector<std::shared_ptr<const SigningKey>> keys_for(std::string_view from_domain) const;
+    const DkimOptions& options() const { return options_; }
+
+private:
+    class State;
+    State& state(policy::Context& ctx) const;
+    DkimOptions options_;
+};
+
+// Loads a private key file for signing; refuses files readable by group or others. Throws nothing:
+// returns the error text (empty on success).
+std::string load_signing_key(const std::string& path, SigningKey& into);
+
+}  // namespace vigil::auth::dkim

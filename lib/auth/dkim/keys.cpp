@@ -1,0 +1,105 @@
+#include "auth/dkim/keys.hpp"
+
+#include <stdexcept>
+
+#include "dns/cache.hpp"
+
+namespace vigil::auth::dkim {
+
+namespace {
+constexpr std::string_view cache_tag = "dkim-key";
+struct CachedKey {
+    KeyOutcome outcome;
+};
+}  // namespace
+
+std::string key_query_name(std::string_view selector, std::string_view domain) {
+    std::string n(selector);
+    n += "._domainkey.";
+    n += domain;
+    return n;
+}
+
+KeyOutcome key_from_answer(const dns::Answer& answer) {
+    KeyOutcome out;
+    switch (answer.status) {
+        case dns::Status::answer: break;
+        case dns::Status::nxdomain:
+        case dns::Status::nodata:
+            out.status = Result::permerror;
+            out.detail = "no key record (" + std::string(dns::to_string(answer.status)) + ")";
+            return out;
+        case dns::Status::malformed:
+            out.status = Result::permerror;
+            out.detail = "key lookup impossible: " + answer.detail.substr(0, 80);
+            return out;
+        case dns::Status::servfail:
+        case dns::Status::timeout:
+            out.status = Result::temperror;
+            out.detail = "key lookup " + std::string(dns::to_string(answer.status));
+            return out;
+    }
+    if (answer.records.empty()) {
+        out.status = Result::permerror;
+        out.detail = "no key record";
+        return out;
+    }
+    // RFC 6376 §3.6.2.2: the strings of one TXT record are concatenated; with several records the
+    // first is used.
+    auto parsed = parse_key_record(answer.records.front().txt_joined());
+    if (!parsed.key) {
+        out.status = Result::permerror;
+        out.detail = parsed.detail;
+        return out;
+    }
+    auto key = std::make_shared<DkimKey>();
+    key->record = std::move(*parsed.key);
+    if (!key->record.revoked) {
+        auto pk = parse_public_key(key->record.type, key->record.public_key);
+        if (!pk.key) {
+            out.status = Result::permerror;
+            out.detail = "bad key: " + pk.error;
+            return out;
+        }
+        key->pkey = std::shared_ptr<EVP_PKEY>(pk.key.release(), PkeyFree{});
+        if (key->record.type == KeyType::rsa) {
+            key->rsa_sha256 = std::shared_ptr<EVP_PKEY_CTX>(prepare_rsa_verify(key->pkey.get(), HashAlg::sha256).release(),
+                                                            PkeyCtxFree{});
+        }
+    }
+    key->record.public_key.clear();
+    out.status = Result::pass;
+    out.key = std::move(key);
+    return out;
+}
+
+void KeyFetcher::start(const std::string& name) {
+    if (pending_.count(name) || done_.count(name)) return;
+    if (cache_) {
+        if (auto hit = cache_->get_parsed<CachedKey>(name, dns::RrType::txt, cache_tag)) {
+            done_[name] = hit->outcome;
+            return;
+        }
+    }
+    try {
+        pending_.emplace(name, resolver_->lookup(name, dns::RrType::txt));
+    } catch (const std::exception& e) {  // a test fake refusing an unexpected query
+        done_[name] = KeyOutcome{Result::temperror, nullptr, "key lookup failed"};
+    }
+}
+
+KeyOutcome KeyFetcher::get(const std::string& name, std::chrono::steady_clock::time_point deadline) {
+    if (auto it = done_.find(name); it != done_.end()) return it->second;
+    start(name);
+    if (auto it = done_.find(name); it != done_.end()) return it->second;
+    auto answer = pending_.at(name).wait_until(deadline);
+    auto outcome = key_from_answer(answer);
+    if (cache_ && outcome.status != Result::temperror) {
+        cache_->put_parsed(name, dns::RrType::txt, cache_tag, std::make_shared<const CachedKey>(CachedKey{outcome}),
+                           answer.ttl);
+    }
+    done_[name] = outcome;
+    return outcome;
+}
+
+}  // namespace vigil::auth::dkim

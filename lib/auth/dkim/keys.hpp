@@ -1,0 +1,53 @@
+#pragma once
+// DKIM public keys from DNS (RFC 6376 §3.6.2): one TXT lookup per selector, parsed once and cached
+// parsed (EVP_PKEY) with the answer's TTL, since parsing an RSA key costs far more than verifying.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "auth/dkim/crypto.hpp"
+#include "auth/dkim/signature.hpp"
+#include "dns/resolver.hpp"
+
+namespace vigil::dns {
+class CachingResolver;
+}
+
+namespace vigil::auth::dkim {
+
+struct DkimKey {
+    KeyRecord record;  // p= bytes dropped once parsed
+    std::shared_ptr<EVP_PKEY> pkey;  // null when revoked
+    std::shared_ptr<EVP_PKEY_CTX> rsa_sha256;  // prepared verification context (RSA keys), or null
+};
+
+// status: pass (key found and parsed), permerror (no key, bad record, not a key), temperror (DNS).
+struct KeyOutcome {
+    Result status = Result::temperror;
+    std::shared_ptr<const DkimKey> key;
+    std::string detail;
+};
+
+// The query name "<selector>._domainkey.<domain>".
+std::string key_query_name(std::string_view selector, std::string_view domain);
+// A DNS answer (TXT) turned into a key outcome. Pure apart from OpenSSL.
+KeyOutcome key_from_answer(const dns::Answer& answer);
+
+// Lookups for one message: start() them all first, then get() each with the stage deadline.
+// Parsed keys come from, and go to, `cache` when there is one.
+class KeyFetcher {
+public:
+    KeyFetcher(dns::Resolver& resolver, dns::CachingResolver* cache) : resolver_(&resolver), cache_(cache) {}
+    void start(const std::string& name);
+    KeyOutcome get(const std::string& name, std::chrono::steady_clock::time_point deadline);
+
+private:
+    dns::Resolver* resolver_;
+    dns::CachingResolver* cache_;
+    std::map<std::string, dns::Pending> pending_;
+    std::map<std::string, KeyOutcome> done_;
+};
+
+}  // namespace vigil::auth::dkim
