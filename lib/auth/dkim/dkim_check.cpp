@@ -1,5 +1,7 @@
 #include "auth/dkim/dkim_check.hpp"
 
+#include "core/printable.hpp"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -12,13 +14,6 @@ namespace vigil::auth::dkim {
 
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
 
 std::optional<Canon> canon_of(std::string_view v) {
     if (v == "simple") return Canon::simple;
@@ -51,7 +46,7 @@ std::string from_domain(std::string_view from_value) {
     if (at == std::string_view::npos) return {};
     auto dom = addr.substr(at + 1);
     while (!dom.empty() && (dom.back() == ' ' || dom.back() == '>' || dom.back() == '\t')) dom.remove_suffix(1);
-    std::string out = lower(dom);
+    std::string out = core::to_lower(dom);
     return valid_domain(out) ? out : std::string();
 }
 
@@ -83,7 +78,7 @@ std::unique_ptr<policy::Check> DkimCheck::make(policy::Section& s) {
     o.verify_options.min_rsa_bits =
         static_cast<unsigned>(s.get_int("min_rsa_bits", limits::default_min_rsa_bits, 512, limits::max_rsa_bits));
     o.verify_options.clock_skew = s.get_int("clock_skew", limits::default_clock_skew, 0, 86400);
-    for (auto& d : s.get_strings("trusted_signers", {})) o.trusted_signers.push_back(lower(d));
+    for (auto& d : s.get_strings("trusted_signers", {})) o.trusted_signers.push_back(core::to_lower(d));
 
     o.sign = s.get_bool("sign", true);
     auto canon = s.get_choice("canonicalization", "relaxed/relaxed",
@@ -92,19 +87,19 @@ std::unique_ptr<policy::Check> DkimCheck::make(policy::Section& s) {
     o.sign_params.header_canon = *canon_of(canon.substr(0, slash));
     o.sign_params.body_canon = *canon_of(canon.substr(slash + 1));
     o.sign_params.headers.clear();
-    for (auto& h : s.get_strings("sign_headers", default_signed_headers())) o.sign_params.headers.push_back(lower(h));
+    for (auto& h : s.get_strings("sign_headers", default_signed_headers())) o.sign_params.headers.push_back(core::to_lower(h));
     if (std::find(o.sign_params.headers.begin(), o.sign_params.headers.end(), "from") == o.sign_params.headers.end())
         s.error("sign_headers", "must include From (RFC 6376 §5.4)");
     o.sign_params.oversign.clear();
     for (auto& h : s.get_strings("oversign_headers", default_oversigned_headers()))
-        o.sign_params.oversign.push_back(lower(h));
+        o.sign_params.oversign.push_back(core::to_lower(h));
     auto ttl = s.get_int("signature_ttl", 0, 0, 10LL * 365 * 86400);
     if (ttl > 0) o.sign_params.expire_after = ttl;
 
     for (auto& k : s.sub_array("key")) {
         SigningKey key;
-        key.domain = lower(k.get_string("domain", ""));
-        key.selector = lower(k.get_string("selector", ""));
+        key.domain = core::to_lower(k.get_string("domain", ""));
+        key.selector = core::to_lower(k.get_string("selector", ""));
         auto file = k.get_string("file", "");
         if (!valid_domain(key.domain)) k.error("domain", "must be a domain name");
         if (!valid_domain(key.selector)) k.error("selector", "must be a selector (DNS labels)");
@@ -119,8 +114,8 @@ std::unique_ptr<policy::Check> DkimCheck::make(policy::Section& s) {
     }
     for (auto& r : s.sub_array("signing")) {
         SigningRule rule;
-        rule.from = lower(r.get_string("from", ""));
-        rule.domain = lower(r.get_string("domain", ""));
+        rule.from = core::to_lower(r.get_string("from", ""));
+        rule.domain = core::to_lower(r.get_string("domain", ""));
         std::string_view f = rule.from;
         if (f.starts_with("*.")) f.remove_prefix(2);
         if (!valid_domain(f)) r.error("from", "must be a domain or *.domain");

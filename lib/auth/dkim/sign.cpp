@@ -1,20 +1,12 @@
 #include "auth/dkim/sign.hpp"
 
+#include "core/printable.hpp"
+
 #include <algorithm>
 
 namespace vigil::auth::dkim {
 
 namespace {
-bool iequal(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 // Appends `text` to `out`, folding (CRLF TAB) before it if the current line would pass 76 columns.
 void append_folded(std::string& out, std::size_t& col, std::string_view text) {
@@ -54,7 +46,7 @@ std::optional<std::string> compute_b(const SigningKey& key, HashAlg alg, Canon h
 Signer::Output Signer::finish(const std::vector<HeaderRef>& headers) {
     Output out;
     hashes_.finish();
-    bool has_from = std::any_of(headers.begin(), headers.end(), [](const HeaderRef& h) { return iequal(h.name, "from"); });
+    bool has_from = std::any_of(headers.begin(), headers.end(), [](const HeaderRef& h) { return core::iequals(h.name, "from"); });
     if (!has_from) {
         out.error = "message has no From field; not signed";
         return out;
@@ -63,14 +55,14 @@ Signer::Output Signer::finish(const std::vector<HeaderRef>& headers) {
     std::vector<std::string> names;
     for (const auto& n : params_.headers) {
         auto count = static_cast<std::size_t>(
-            std::count_if(headers.begin(), headers.end(), [&](const HeaderRef& h) { return iequal(h.name, n); }));
+            std::count_if(headers.begin(), headers.end(), [&](const HeaderRef& h) { return core::iequals(h.name, n); }));
         bool over = std::find(params_.oversign.begin(), params_.oversign.end(), n) != params_.oversign.end();
         for (std::size_t i = 0; i < count + (over ? 1 : 0); ++i) names.push_back(n);
     }
     for (const auto& n : params_.oversign) {
         if (std::find(params_.headers.begin(), params_.headers.end(), n) == params_.headers.end()) {
             auto count = static_cast<std::size_t>(
-                std::count_if(headers.begin(), headers.end(), [&](const HeaderRef& h) { return iequal(h.name, n); }));
+                std::count_if(headers.begin(), headers.end(), [&](const HeaderRef& h) { return core::iequals(h.name, n); }));
             for (std::size_t i = 0; i < count + 1; ++i) names.push_back(n);
         }
     }

@@ -1,5 +1,7 @@
 #include "auth/dkim/signature.hpp"
 
+#include "core/printable.hpp"
+
 #include <algorithm>
 #include <charconv>
 
@@ -10,24 +12,7 @@ namespace vigil::auth::dkim {
 
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
 
-bool iequal(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 // Digits only, at most 12 of them in t=/x=/l= (RFC 6376: 12-digit cap for l=, t=, x=... we take the
 // first 12 as the RFC allows ignoring more; longer is a permerror here: bounded, simpler).
@@ -102,9 +87,9 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
     };
     // Keep what can be read for reports even if the rest is broken.
     for (const auto& t : tags.tags) {
-        if (t.name == "d") out.domain = printable(lower(t.value), limits::max_domain_length);
-        if (t.name == "s") out.selector = printable(lower(t.value), limits::max_domain_length);
-        if (t.name == "a") out.algorithm = printable(lower(t.value), 32);
+        if (t.name == "d") out.domain = printable(core::to_lower(t.value), limits::max_domain_length);
+        if (t.name == "s") out.selector = printable(core::to_lower(t.value), limits::max_domain_length);
+        if (t.name == "a") out.algorithm = printable(core::to_lower(t.value), 32);
         if (t.name == "b") out.b_text = printable(strip_fws(t.value), 8);
         if (t.name == "i") out.identity = printable(t.value, 128);
     }
@@ -115,7 +100,7 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
     }
     if (tags.find("v")->value != "1") return fail("unsupported version v=" + printable(tags.find("v")->value, 16));
 
-    s.algorithm = lower(tags.find("a")->value);
+    s.algorithm = core::to_lower(tags.find("a")->value);
     if (s.algorithm == "rsa-sha256") {
         s.key_type = KeyType::rsa;
         s.hash = HashAlg::sha256;
@@ -129,9 +114,9 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
         return fail("unknown algorithm a=" + printable(s.algorithm, 32));
     }
 
-    s.domain = lower(tags.find("d")->value);
+    s.domain = core::to_lower(tags.find("d")->value);
     if (!valid_domain(s.domain)) return fail("invalid signing domain d=" + printable(s.domain));
-    s.selector = lower(tags.find("s")->value);
+    s.selector = core::to_lower(tags.find("s")->value);
     // A selector may have several labels (RFC 6376 §3.1).
     if (!valid_domain(s.selector)) return fail("invalid selector s=" + printable(s.selector));
 
@@ -139,8 +124,8 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
         auto parts = split(c->value, '/');
         if (parts.size() > 2) return fail("invalid c=" + printable(c->value, 32));
         auto canon_of = [](std::string_view v) -> std::optional<Canon> {
-            if (iequal(v, "simple")) return Canon::simple;
-            if (iequal(v, "relaxed")) return Canon::relaxed;
+            if (core::iequals(v, "simple")) return Canon::simple;
+            if (core::iequals(v, "relaxed")) return Canon::relaxed;
             return std::nullopt;
         };
         auto h = canon_of(parts[0]);
@@ -160,7 +145,7 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
             auto u = static_cast<unsigned char>(c);
             if (u <= 0x20 || u >= 0x7f || c == ':') return fail("invalid header name in h=");
         }
-        s.signed_headers.push_back(lower(n));
+        s.signed_headers.push_back(core::to_lower(n));
         if (s.signed_headers.back() == "from") has_from = true;
     }
     if (!has_from) return fail("h= does not include From");
@@ -181,7 +166,7 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
     if (const auto* i = tags.find("i")) {
         auto at = i->value.rfind('@');
         if (at == std::string_view::npos) return fail("i= has no @");
-        auto idom = lower(i->value.substr(at + 1));
+        auto idom = core::to_lower(i->value.substr(at + 1));
         if (!valid_domain(idom)) return fail("invalid domain in i=");
         if (idom != s.domain && !(idom.size() > s.domain.size() && idom.ends_with("." + s.domain)))
             return fail("i= domain is not d= or a subdomain of it");
@@ -197,7 +182,7 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
     if (const auto* q = tags.find("q")) {
         bool dns = false;
         for (auto m : split(q->value, ':')) {
-            if (iequal(m, "dns/txt") || iequal(m, "dns")) dns = true;
+            if (core::iequals(m, "dns/txt") || core::iequals(m, "dns")) dns = true;
         }
         if (!dns) return fail("q= offers no dns/txt query method");
     }
@@ -254,11 +239,11 @@ KeyRecordParse parse_key_record(std::string_view txt) {
         }
     }
     if (const auto* h = tags.find("h")) {
-        for (auto n : split(h->value, ':')) k.hashes.push_back(lower(n));
+        for (auto n : split(h->value, ':')) k.hashes.push_back(core::to_lower(n));
     }
     if (const auto* s = tags.find("s")) {
         bool email = false;
-        for (auto n : split(s->value, ':')) email = email || n == "*" || iequal(n, "email");
+        for (auto n : split(s->value, ':')) email = email || n == "*" || core::iequals(n, "email");
         if (!email) {
             out.detail = "key service type s= excludes email";
             return out;
@@ -300,7 +285,7 @@ std::string header_hash_input(const std::vector<HeaderRef>& headers, Canon canon
         }
         std::size_t skip = it->second;
         for (auto h = headers.rbegin(); h != headers.rend(); ++h) {
-            if (!iequal(h->name, name)) continue;
+            if (!core::iequals(h->name, name)) continue;
             if (skip > 0) {
                 --skip;
                 continue;

@@ -1,5 +1,7 @@
 #include "auth/dkim/verify.hpp"
 
+#include "core/printable.hpp"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -7,16 +9,6 @@ namespace vigil::auth::dkim {
 
 namespace {
 
-bool iequal(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 SignatureResult base_result(const SignatureParse& p) {
     SignatureResult r;
@@ -44,7 +36,7 @@ void Verifier::begin(const std::vector<HeaderRef>& headers, std::int64_t now) {
     SignaturePolicy pol{options_.allow_sha1};
     std::size_t verified = 0;
     for (std::size_t i = 0; i < headers.size() && sigs_.size() < limits::max_signature_fields; ++i) {
-        if (!iequal(headers[i].name, "DKIM-Signature")) continue;
+        if (!core::iequals(headers[i].name, "DKIM-Signature")) continue;
         Entry e;
         e.field = i;
         e.parse = parse_signature(headers[i].value, pol);
@@ -125,7 +117,7 @@ std::vector<SignatureResult> Verifier::finish(const std::vector<HeaderRef>& head
         } else if (!rec.hashes.empty() &&
                    std::find(rec.hashes.begin(), rec.hashes.end(), std::string(to_string(s.hash))) == rec.hashes.end()) {
             set(Result::permerror, "key h= does not allow " + std::string(to_string(s.hash)));
-        } else if (rec.strict && !iequal(ident_domain, s.domain)) {
+        } else if (rec.strict && !core::iequals(ident_domain, s.domain)) {
             set(Result::permerror, "key t=s requires i= domain to equal d=");
         } else if (s.key_type == KeyType::rsa && key_bits(key->pkey.get()) > limits::max_rsa_bits) {
             set(Result::permerror, "RSA key larger than " + std::to_string(limits::max_rsa_bits) + " bits");
