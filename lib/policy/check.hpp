@@ -11,6 +11,7 @@
 #include "core/envelope.hpp"
 #include "core/message.hpp"
 #include "core/verdict.hpp"
+#include "policy/auth_facts.hpp"
 
 namespace vigil::dns {
 class Resolver;
@@ -68,6 +69,9 @@ public:
     // Something the operator must learn about (e.g. a block list refusing our queries): logged at
     // warning level with the message's decision. Made printable by the logger, but keep it short.
     virtual void warn(std::string message) = 0;
+    // Results one check leaves for another (DMARC reads SPF and DKIM); the same object for the whole
+    // message, cleared with it.
+    virtual AuthFacts& facts() = 0;
     // Null until the check stores something; the same object for the whole message.
     virtual CheckState* state(const Check& by) = 0;
     virtual void set_state(const Check& by, std::unique_ptr<CheckState> state) = 0;

@@ -64,6 +64,7 @@ public:
     }
     void add_report(std::string key, std::string json) override { into_.reports.emplace_back(std::move(key), std::move(json)); }
     void warn(std::string message) override { into_.warnings.push_back(std::move(message)); }
+    AuthFacts& facts() override { return s_.facts_; }
     CheckState* state(const Check& by) override {
         auto it = s_.states_.find(&by);
         return it == s_.states_.end() ? nullptr : it->second.get();
@@ -251,6 +252,7 @@ void Session::reset_message() {
     ar_seen_ = 0;
     headers_done_ = false;
     states_.clear();
+    facts_ = AuthFacts{};
     env_.queue_id.clear();
     env_.mail_from.clear();
     env_.auth_user.clear();

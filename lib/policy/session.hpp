@@ -94,6 +94,7 @@ private:
     Results connection_;  // connect and helo stages: kept for every message of the connection
     Results message_;
     std::map<const Check*, std::unique_ptr<CheckState>> states_;
+    AuthFacts facts_;
     // 1-based occurrences of Authentication-Results fields that claim our authserv-id, tracked for
     // every field the MTA sends, also past the caps of core::Message: a forgery must never survive
     // because it came after 5,000 filler fields.

@@ -228,6 +228,12 @@ void DkimCheck::run(policy::Context& ctx) const {
     auto deadline = ctx.deadline();
     auto results = st.verifier->finish(st.refs, [&](const std::string& name) { return st.fetcher->get(name, deadline); });
     std::string json = "[";
+    auto& facts = ctx.facts();
+    facts.dkim_evaluated = true;
+    for (const auto& r : results) {
+        facts.dkim.push_back(policy::DkimFact{std::string(to_string(r.result)), core::to_lower(r.domain), r.selector,
+                                              r.algorithm, r.b_prefix, false});
+    }
     if (results.empty()) {
         ctx.add_symbol(*this, "DKIM_NONE");
         ctx.add_auth_result("dkim=none");

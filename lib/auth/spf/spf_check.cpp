@@ -189,6 +189,8 @@ void SpfCheck::run(policy::Context& ctx) const {
         ctx.add_auth_result(auth_result(o, "smtp.mailfrom", st->mailfrom.domain));
     }
     ctx.add_report("spf", to_json(o, null_sender ? "helo" : "mailfrom"));
+    ctx.facts().spf = policy::SpfFact{std::string(to_string(o.result)), core::to_lower(o.domain),
+                                      null_sender ? "helo" : "mfrom", false};
     if (options_.received_spf_header) {
         ctx.prepend_header("Received-SPF",
                            received_spf_value(o, st->ip, env.mail_from, env.helo, opt.receiver,
@@ -206,6 +208,7 @@ void SpfCheck::run(policy::Context& ctx) const {
         ctx.add_symbol(*this, symbol_for(h.result, true), 1.0, hopts);
         ctx.add_auth_result(auth_result(h, "smtp.helo", env.helo));
         ctx.add_report("spf_helo", to_json(h, "helo"));
+        ctx.facts().spf_helo = policy::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain), "helo", false};
     }
 
     if (o.result == Result::fail && options_.reject_on_fail) {

@@ -357,3 +357,38 @@ TEST_CASE("end of message without end of headers still runs the header checks", 
     auto v = s.end_of_message();
     CHECK(std::any_of(v.symbols.begin(), v.symbols.end(), [](const auto& x) { return x.name == "MSG_NO_HEADERS"; }));
 }
+
+namespace {
+// Writes the SPF fact at MAIL FROM; at end of message records what it can read back.
+class FactsProbe final : public Check {
+public:
+    explicit FactsProbe(std::vector<std::string>& seen) : seen_(seen) {}
+    std::string_view name() const override { return "facts_probe"; }
+    std::vector<Stage> stages() const override { return {Stage::mail, Stage::eom}; }
+    std::vector<core::SymbolDef> symbols() const override { return {}; }
+    void run(Context& ctx) const override {
+        if (ctx.stage() == Stage::mail) {
+            seen_.push_back(ctx.facts().spf ? "stale" : "empty");
+            ctx.facts().spf = SpfFact{"pass", "example.net", "mfrom", false};
+        } else {
+            seen_.push_back(ctx.facts().spf ? ctx.facts().spf->result + " " + ctx.facts().spf->domain : "missing");
+        }
+    }
+
+private:
+    std::vector<std::string>& seen_;
+};
+}  // namespace
+
+TEST_CASE("auth facts live for one message - later stages read them, the next message starts empty", "[engine]") {
+    auto cfg = base_config();
+    std::vector<std::string> seen;
+    cfg->checks.push_back(std::make_unique<FactsProbe>(seen));
+    finish(*cfg);
+    test::FakeClock clock;
+    Session s(cfg, Services{&clock});
+    replay(s, inbound());
+    s.reset_message();
+    REQUIRE(s.mail("a@example.net").kind == StageResult::Kind::proceed);
+    CHECK(seen == std::vector<std::string>{"empty", "pass example.net", "empty"});
+}
