@@ -17,6 +17,9 @@ namespace vigil::dns {
 class Resolver;
 class CachingResolver;
 }
+namespace vigil::report {
+class DmarcStore;
+}
 
 namespace vigil::policy {
 
@@ -45,6 +48,8 @@ public:
     // The same cache, for parsed objects derived from answers (e.g. DKIM keys); null in unit tests
     // that give no cache.
     virtual dns::CachingResolver* cache() const = 0;
+    // Where DMARC evaluations go for aggregate reports; null when reporting is off.
+    virtual report::DmarcStore* dmarc_store() const = 0;
     virtual const core::Envelope& envelope() const = 0;
     virtual const core::Message& message() const = 0;
     virtual Stage stage() const = 0;

@@ -59,6 +59,7 @@ public:
     }
     void add_auth_result(std::string resinfo) override { into_.auth_results.push_back(std::move(resinfo)); }
     dns::CachingResolver* cache() const override { return s_.services_.cache; }
+    report::DmarcStore* dmarc_store() const override { return s_.services_.dmarc_store; }
     void prepend_header(std::string name, std::string value) override {
         into_.prepend.emplace_back(std::move(name), std::move(value));
     }

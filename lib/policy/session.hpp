@@ -32,6 +32,7 @@ struct Services {
     const core::Clock* clock = &core::SystemClock::instance();
     dns::Resolver* resolver = nullptr;     // null: every lookup fails as servfail ("no resolver")
     dns::CachingResolver* cache = nullptr;  // for parsed objects; usually the same object as resolver
+    report::DmarcStore* dmarc_store = nullptr;  // null: DMARC aggregate reporting is off
 };
 
 class Session {

@@ -65,11 +65,11 @@ TEST_CASE("dnsbl listed codes map to their symbols and weights", "[dnsbl]") {
         CHECK(r.verdict.score == 4.0);
         CHECK(t.fake.count(zen_q, RrType::a) == 1);
         CHECK_THAT(
-            report(r.verdict, "dnsbl"),
+            report_of(r.verdict, "dnsbl"),
             Contains(
                 R"("list":"zen","type":"block","query":"9.113.0.203.zen.example","status":"answer","codes":["127.0.0.2"],"result":"listed","symbols":["RBL_ZEN_SBL"])"));
         CHECK_THAT(
-            report(r.verdict, "dnsbl"),
+            report_of(r.verdict, "dnsbl"),
             Contains(
                 R"("list":"dnswl","type":"allow","query":"9.113.0.203.wl.example","status":"nxdomain","codes":[],"result":"not_listed")"));
     }
@@ -104,7 +104,7 @@ TEST_CASE("dnsbl refusal codes never score as a listing", "[dnsbl]") {
         CHECK(find_symbol(r.verdict, "RBL_QUERY_REFUSED")->score == 0.0);
         CHECK(options_of(r.verdict, "RBL_QUERY_REFUSED") == Strings{"zen:127.255.255.254"});
         CHECK(r.verdict.score == 0.0);
-        CHECK_THAT(report(r.verdict, "dnsbl"), Contains(R"("result":"refused")"));
+        CHECK_THAT(report_of(r.verdict, "dnsbl"), Contains(R"("result":"refused")"));
         REQUIRE(r.verdict.warnings.size() == 1);
         CHECK(
             r.verdict.warnings[0] ==
@@ -151,7 +151,7 @@ TEST_CASE("dnsbl lookup failures are RBL_TEMPFAIL and never a listing", "[dnsbl]
             auto r = run(t.cfg, &t.fake);
             CHECK(symbols_with(r.verdict, "RBL_").empty());
             CHECK(symbols_with(r.verdict, "DNSWL").empty());
-            CHECK_THAT(report(r.verdict, "dnsbl"),
+            CHECK_THAT(report_of(r.verdict, "dnsbl"),
                        Contains(std::string(R"("status":")") + std::string(dns::to_string(st))));
         }
     }
@@ -365,7 +365,7 @@ TEST_CASE("dnsbl makes no lookups for trusted clients", "[dnsbl]") {
         d.ip = ip;
         auto r = run(cfg, &fake, d);
         CHECK(r.verdict.symbols.empty());
-        CHECK(report(r.verdict, "dnsbl").empty());
+        CHECK(report_of(r.verdict, "dnsbl").empty());
     }
     CHECK(fake.queries().empty());
 }

@@ -112,7 +112,7 @@ TEST_CASE("helo name lookups", "[helo]") {
         CHECK(symbols_with(r.verdict, "HELO_").empty());
         CHECK(t.fake.was_queried(name, RrType::a));
         CHECK(t.fake.was_queried(name, RrType::aaaa));
-        CHECK_THAT(report(r.verdict, "helo"), Contains(R"("a":"answer","aaaa":"nodata")"));
+        CHECK_THAT(report_of(r.verdict, "helo"), Contains(R"("a":"answer","aaaa":"nodata")"));
     }
     SECTION("only AAAA is enough") {
         t.fake.set_status(name, RrType::a, Status::nodata);
@@ -174,7 +174,7 @@ TEST_CASE("helo trusted clients and no HELO are left alone", "[helo]") {
     CHECK(symbols_with(t.say("mx.ours.test", "127.0.0.1").verdict, "HELO_").empty());
     CHECK(symbols_with(t.say("localhost", "127.0.0.1").verdict, "HELO_").empty());
     CHECK(symbols_with(t.say("").verdict, "HELO_").empty());
-    CHECK(report(t.say("").verdict, "helo").empty());
+    CHECK(report_of(t.say("").verdict, "helo").empty());
     CHECK(t.fake.queries().empty());
     SECTION("an authenticated client's HELO findings are dropped") {
         Dialogue d;

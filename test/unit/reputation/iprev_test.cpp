@@ -44,7 +44,7 @@ TEST_CASE("iprev pass when a PTR name resolves back", "[iprev]") {
     CHECK(find_symbol(r.verdict, "IPREV_PASS")->score == 0.0);
     CHECK_THAT(auth_results(r.verdict), Contains("mx.test; iprev=pass policy.iprev=203.0.113.9"));
     CHECK_THAT(
-        report(r.verdict, "iprev"),
+        report_of(r.verdict, "iprev"),
         Contains(
             R"("result":"pass","ip":"203.0.113.9","ptr_status":"answer","ptr":["mail.example.net"],"confirmed":"mail.example.net","generic":false)"));
     // PTR first, then the forward lookup of the same family; nothing else.
@@ -174,7 +174,7 @@ TEST_CASE("iprev generic PTR names", "[iprev]") {
     CHECK(symbols_with(r.verdict, "IPREV_") == Strings{"IPREV_GENERIC", "IPREV_PASS"});
     CHECK(options_of(r.verdict, "IPREV_GENERIC") == Strings{name});
     CHECK(r.verdict.score == 1.0);
-    CHECK_THAT(report(r.verdict, "iprev"), Contains(R"("generic":true)"));
+    CHECK_THAT(report_of(r.verdict, "iprev"), Contains(R"("generic":true)"));
 
     SECTION("a failing generic name is both") {
         dns::FakeResolver f;

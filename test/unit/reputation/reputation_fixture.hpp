@@ -83,7 +83,7 @@ inline std::string auth_results(const core::Verdict& v) {
     return {};
 }
 
-inline std::string report(const core::Verdict& v, std::string_view key) {
+inline std::string report_of(const core::Verdict& v, std::string_view key) {
     std::string out;
     for (const auto& [k, json] : v.reports) {
         if (k == key) out += json;

@@ -60,9 +60,9 @@ TEST_CASE("spf check: symbols, Authentication-Results, Received-SPF, report", "[
                Contains(" pass (mx.test: domain of example.net designates 203.0.113.9 as permitted sender)"));
     CHECK_THAT(rspf, Contains("client-ip=203.0.113.9; envelope-from=a@example.net; helo=mx.example.net;"));
     CHECK_THAT(rspf, Contains("identity=mailfrom;"));
-    CHECK_THAT(report(r.verdict, "spf"), Contains("\"result\":\"pass\""));
-    CHECK_THAT(report(r.verdict, "spf"), Contains("\"mechanism\":\"ip4:203.0.113.0/24\""));
-    CHECK_THAT(report(r.verdict, "spf_helo"), Contains("\"result\":\"pass\""));
+    CHECK_THAT(report_of(r.verdict, "spf"), Contains("\"result\":\"pass\""));
+    CHECK_THAT(report_of(r.verdict, "spf"), Contains("\"mechanism\":\"ip4:203.0.113.0/24\""));
+    CHECK_THAT(report_of(r.verdict, "spf_helo"), Contains("\"result\":\"pass\""));
 }
 
 TEST_CASE("spf check: a fail scores by default and rejects with 5.7.23 when configured", "[spf][check]") {
