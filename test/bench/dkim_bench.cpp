@@ -106,6 +106,30 @@ int main(int argc, char** argv) {
         double us = (cpu_seconds() - t0) / iterations * 1e6;
         std::printf("%-8s verify 4 KiB message, cached key: %7.1f us CPU/message (%d/%d pass); key record parse: %7.1f us\n",
                     t == KeyType::rsa ? "RSA-2048" : "Ed25519", us, passed, iterations, parse_us);
+
+        // What that is made of: the body hash of this message, and the bare signature check
+        // (no DKIM around it) with the same key, prepared the way the cache prepares it.
+        t0 = cpu_seconds();
+        for (int i = 0; i < iterations; ++i) {
+            BodyHashes h;
+            h.register_need(Canon::relaxed, HashAlg::sha256, std::nullopt);
+            h.feed(msg.body);
+            h.finish();
+        }
+        double body_us = (cpu_seconds() - t0) / iterations * 1e6;
+        auto hash = digest(HashAlg::sha256, "header data stands in here");
+        auto raw_sig = sign_hash(b.key->key.get(), t, HashAlg::sha256, hash).value();
+        auto prepared = t == KeyType::rsa ? prepare_rsa_verify(b.key->key.get(), HashAlg::sha256) : PkeyCtxPtr{};
+        int ok = 0;
+        t0 = cpu_seconds();
+        for (int i = 0; i < iterations; ++i) {
+            ok += t == KeyType::rsa ? verify_prepared(prepared.get(), hash, raw_sig)
+                                    : verify_hash(b.key->key.get(), t, HashAlg::sha256, hash, raw_sig);
+        }
+        double crypto_us = (cpu_seconds() - t0) / iterations * 1e6;
+        std::printf("%-8s   of which: body canonicalise+hash %5.1f us, signature check alone %5.1f us (%d/%d), "
+                    "the rest (parse, headers, key cache) %5.1f us\n",
+                    "", body_us, crypto_us, ok, iterations, us - body_us - crypto_us);
     }
     std::printf("cache: %llu parsed-key hits, %llu misses, upstream queries %zu\n",
                 static_cast<unsigned long long>(cache.stats().parsed_hits),

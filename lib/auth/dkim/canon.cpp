@@ -62,7 +62,8 @@ bool BodyHashes::register_need(Canon c, HashAlg alg, std::optional<std::uint64_t
         streams_.emplace_back(c, alg);
         it = streams_.end() - 1;
         if (std::none_of(canons_.begin(), canons_.end(), [&](const Canonicalizer& k) { return k.canon == c; })) {
-            canons_.push_back(Canonicalizer{c, BodyCanonicalizer(c), 0});
+            if (canons_.empty()) canons_.reserve(2);  // simple and relaxed: never reallocated
+            canons_.emplace_back(c);
         }
     }
     if (length) {

@@ -43,8 +43,21 @@ public:
                 const void* cr = std::memchr(chunk.data() + j, '\r', n - j);
                 j = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - chunk.data()) : n;
             } else {
+                // A single space between two ordinary bytes is already canonical, so ordinary text
+                // goes out a line at a time instead of a word at a time.
                 const char* p = chunk.data();
-                while (j < n && p[j] != '\r' && p[j] != ' ' && p[j] != '\t') ++j;
+                while (j < n) {
+                    char c = p[j];
+                    if (c == '\r' || c == '\t') break;
+                    if (c == ' ') {
+                        if (j + 1 < n && p[j + 1] != ' ' && p[j + 1] != '\t' && p[j + 1] != '\r') {
+                            j += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    ++j;
+                }
             }
             content(chunk[i], sink);
             put_run(chunk.substr(i + 1, j - i - 1), sink);
@@ -157,6 +170,8 @@ private:
         void take(std::string_view out);
     };
     struct Canonicalizer {
+        // Built in place: the canonicaliser holds its output buffer, too big to copy per message.
+        explicit Canonicalizer(Canon c) : canon(c), body(c) {}
         Canon canon;
         BodyCanonicalizer body;
         std::uint64_t count = 0;

@@ -132,7 +132,8 @@ std::vector<core::SymbolDef> DkimCheck::symbols() const {
         {"DKIM_REJECT", "A DKIM signature failed: bad signature or body hash (dkim=fail)", 1.00},
         {"DKIM_PERMERROR", "A DKIM signature could not be verified: syntax, missing or revoked key, key mismatch (dkim=permerror)", 0.00},
         {"DKIM_TEMPERROR", "A DKIM key lookup failed temporarily (dkim=temperror)", 0.00},
-        {"DKIM_POLICY", "A DKIM signature was refused by local policy: rsa-sha1, short RSA key, too many signatures (dkim=policy)", 0.00},
+        {"DKIM_POLICY", "A DKIM signature was refused by local policy: rsa-sha1, short RSA key (dkim=policy)", 0.00},
+        {"DKIM_NEUTRAL", "A DKIM signature was not verified (over max_signatures) or failed under a testing key, t=y (dkim=neutral)", 0.00},
         {"DKIM_LENGTH", "A passing DKIM signature covers only part of the body (l=); content may have been appended", 0.50},
         {"DKIM_TRUSTED", "A passing DKIM signature is from a signer on [checks.dkim] trusted_signers", -1.00},
         {"DKIM_NONE", "The message has no DKIM signature (dkim=none)", 0.00},
@@ -263,6 +264,7 @@ void DkimCheck::run(policy::Context& ctx) const {
     add(Result::permerror, "DKIM_PERMERROR");
     add(Result::temperror, "DKIM_TEMPERROR");
     add(Result::policy, "DKIM_POLICY");
+    add(Result::neutral, "DKIM_NEUTRAL");
     if (length) ctx.add_symbol(*this, "DKIM_LENGTH");
     if (trusted) ctx.add_symbol(*this, "DKIM_TRUSTED");
     ctx.add_report("dkim", "{\"signatures\":" + json + "}");

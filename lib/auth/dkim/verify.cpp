@@ -48,7 +48,9 @@ void Verifier::begin(const std::vector<HeaderRef>& headers, std::int64_t now) {
             e.early = r;
         } else if (verified >= options_.max_signatures) {
             auto r = base_result(p);
-            r.result = Result::policy;
+            // RFC 8601 §2.7.1: neutral is for a signature that could not be processed; the cap on
+            // the work per message is such a reason, and says nothing against the signer.
+            r.result = Result::neutral;
             r.detail = "not verified: more than " + std::to_string(options_.max_signatures) + " signatures";
             e.early = r;
         } else {
@@ -144,6 +146,12 @@ std::vector<SignatureResult> Verifier::finish(const std::vector<HeaderRef>& head
                     set(Result::fail, "signature did not verify");
                 }
             }
+        }
+        // RFC 6376 §3.6.1: mail signed with a testing key (t=y) must be treated like unsigned mail
+        // "even should the signature fail to verify": report the failure, but as neutral.
+        if (r.result == Result::fail && r.testing) {
+            r.result = Result::neutral;
+            r.detail += " (key in testing mode, t=y)";
         }
         out.push_back(std::move(r));
     }

@@ -77,6 +77,23 @@ TEST_CASE("dkim verify: one modified byte makes every signature fail", "[dkim][v
     CHECK(r[0].result == Result::fail);
 }
 
+TEST_CASE("dkim verify: a failure under a testing key (t=y) is neutral, a pass stays pass", "[dkim][verify]") {
+    auto table = keys().table();
+    table["rsa._domainkey.example.com"] = "v=DKIM1; t=y; " + table["rsa._domainkey.example.com"].substr(9);
+    auto signed_msg = sign_message(message, {keys().rsa.signing}, params(Canon::relaxed, Canon::relaxed));
+    auto r = verify_message(signed_msg, table);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].result == Result::pass);
+    CHECK(r[0].testing);
+    auto broken = signed_msg;
+    broken[broken.find("A line")] = 'B';
+    r = verify_message(broken, table);
+    CHECK(r[0].result == Result::neutral);
+    CHECK(r[0].detail == "body hash did not verify (key in testing mode, t=y)");
+    // Without t=y the same bytes fail.
+    CHECK(verify_message(broken, keys().table())[0].result == Result::fail);
+}
+
 TEST_CASE("dkim verify: empty body, no final CRLF, long lines", "[dkim][verify]") {
     for (std::string body : {std::string(), std::string("no newline"), std::string(100000, 'x') + "\r\n", std::string("\r\n\r\n")}) {
         auto raw = "From: joe@example.com\r\nSubject: x\r\n\r\n" + body;
@@ -162,7 +179,8 @@ TEST_CASE("dkim verify: only max_signatures are verified; no signature is none",
     REQUIRE(r.size() == 3);
     CHECK(r[0].result == Result::pass);
     CHECK(r[1].result == Result::pass);
-    CHECK(r[2].result == Result::policy);
+    CHECK(r[2].result == Result::neutral);
+    CHECK(r[2].detail == "not verified: more than 2 signatures");
     CHECK(verify_message(message, keys().table()).empty());
 }
 
