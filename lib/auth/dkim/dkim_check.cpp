@@ -8,6 +8,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
+#include "core/limits.hpp"
 #include "core/message.hpp"
 
 namespace vigil::auth::dkim {
@@ -214,6 +217,15 @@ void DkimCheck::run(policy::Context& ctx) const {
     if (ctx.stage() != policy::Stage::eom) return;
     auto& st = state(ctx);
     if (st.signer) {
+        // Fields past the cap were passed to the MTA but not kept here: a signature over the ones
+        // we saw would pick the wrong instances of repeated fields and fail at every receiver.
+        if (ctx.message().headers_truncated()) {
+            ctx.add_symbol(*this, "DKIM_SIGN_ERROR", 1.0,
+                           {fmt::format("more than {} header fields; not signed", core::limits::max_header_fields)});
+            ctx.warn(fmt::format("DKIM: outbound message with more than {} header fields was not signed",
+                                 core::limits::max_header_fields));
+            return;
+        }
         auto out = st.signer->finish(st.refs);
         if (!out.error.empty()) {
             ctx.add_symbol(*this, "DKIM_SIGN_ERROR", 1.0, {out.error});
@@ -228,6 +240,14 @@ void DkimCheck::run(policy::Context& ctx) const {
     if (!st.fetcher) st.fetcher.emplace(ctx.resolver(), ctx.cache());
     auto deadline = ctx.deadline();
     auto results = st.verifier->finish(st.refs, [&](const std::string& name) { return st.fetcher->get(name, deadline); });
+    if (ctx.message().headers_truncated()) {
+        // The fields a signature covers may lie past the cap (bottom-up selection of repeated
+        // fields): neither a pass nor a fail computed on the part we kept can be trusted.
+        for (auto& r : results) {
+            r.result = Result::neutral;
+            r.detail = fmt::format("not verified: more than {} header fields", core::limits::max_header_fields);
+        }
+    }
     std::string json = "[";
     auto& facts = ctx.facts();
     facts.dkim_evaluated = true;

@@ -9,6 +9,7 @@
 
 #include "auth/dkim/dkim_check.hpp"
 #include "auth/dkim/dkim_fixture.hpp"
+#include "core/limits.hpp"
 #include "dns/cache.hpp"
 #include "dns/fake_resolver.hpp"
 #include "fakes.hpp"
@@ -120,6 +121,41 @@ TEST_CASE("dkim check: signs outbound mail, verifies it inbound through the engi
     auto r = run(cfg, &fake, bad, "203.0.113.9");
     CHECK(has(r.verdict, "DKIM_REJECT"));
     CHECK_FALSE(has(r.verdict, "DKIM_ALLOW"));
+}
+
+TEST_CASE("dkim check: past the header-field cap nothing is signed and nothing passes", "[dkim][check]") {
+    auto g = generate_key(KeyType::ed25519, 0);
+    TempKeyFile f(g.private_pem, 0600);
+    auto cfg = config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"ed\"\nfile = \"" + f.path + "\"\n");
+    std::string filler;
+    for (std::size_t i = 0; i < core::limits::max_header_fields; ++i) filler += "X-Filler: " + std::to_string(i) + "\r\n";
+    // The From (and so the whole message) sits at the top; the filler pushes the rest past the cap.
+    std::string big = "From: Joe <joe@example.com>\r\n" + filler + "Subject: late\r\n\r\nHello.\r\n";
+
+    dns::FakeResolver none;
+    auto out = run(cfg, &none, big, "127.0.0.1");
+    REQUIRE_FALSE(out.refused_at);
+    CHECK(has(out.verdict, "DKIM_SIGN_ERROR"));
+    CHECK_FALSE(has(out.verdict, "DKIM_SIGNED"));
+    CHECK(std::none_of(out.verdict.edits.begin(), out.verdict.edits.end(),
+                       [](const core::HeaderEdit& e) { return e.name == "DKIM-Signature"; }));
+    REQUIRE(out.verdict.warnings.size() == 1);
+    CHECK(out.verdict.warnings[0].find("was not signed") != std::string::npos);
+
+    // Inbound, a signature made over a message that large is neutral, never pass or fail.
+    auto small = run(cfg, &none, message, "127.0.0.1");
+    std::string sig;
+    for (const auto& e : small.verdict.edits) {
+        if (e.name == "DKIM-Signature") sig = "DKIM-Signature:" + e.value + "\r\n";
+    }
+    REQUIRE_FALSE(sig.empty());
+    dns::FakeResolver fake;
+    fake.set_records("ed._domainkey.example.com", dns::RrType::txt,
+                     {dns::fake::txt("ed._domainkey.example.com", {"v=DKIM1; k=ed25519; p=" + g.public_b64})});
+    auto in = run(cfg, &fake, sig + big, "203.0.113.9");
+    CHECK(has(in.verdict, "DKIM_NEUTRAL"));
+    CHECK_FALSE(has(in.verdict, "DKIM_ALLOW"));
+    CHECK_FALSE(has(in.verdict, "DKIM_REJECT"));
 }
 
 TEST_CASE("dkim check: parsed keys are cached with their TTL; DNS failure is temperror", "[dkim][check]") {
