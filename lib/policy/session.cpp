@@ -136,6 +136,8 @@ StageResult Session::connect(std::optional<core::IpAddress> ip, std::string_view
                                        [&](const core::Cidr& c) { return c.contains(*env_.client_ip); }));
     auto before = connection_.forced.size();
     run_stage(Stage::connect, connection_);
+    connect_mark_ = {connection_.auth_results.size(), connection_.prepend.size(), connection_.reports.size(),
+                     connection_.warnings.size()};
     return early_decision(connection_, before);
 }
 
@@ -145,6 +147,10 @@ StageResult Session::helo(std::string_view name) {
     // of the same checks stay).
     std::erase_if(connection_.hits, [](const Hit& h) { return h.stage == Stage::helo; });
     std::erase_if(connection_.forced, [](const Forced& f) { return f.stage == Stage::helo; });
+    connection_.auth_results.resize(connect_mark_.auth_results);
+    connection_.prepend.resize(connect_mark_.prepend);
+    connection_.reports.resize(connect_mark_.reports);
+    connection_.warnings.resize(connect_mark_.warnings);
     auto before = connection_.forced.size();
     run_stage(Stage::helo, connection_);
     return early_decision(connection_, before);

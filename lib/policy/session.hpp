@@ -84,6 +84,13 @@ private:
         std::vector<std::string> warnings;
     };
 
+    // Where the connect stage's findings end in `connection_`: a second HELO drops what the first
+    // one added after them.
+    struct ConnectMark {
+        std::size_t auth_results = 0, prepend = 0, reports = 0, warnings = 0;
+    };
+    ConnectMark connect_mark_;
+
     void run_stage(Stage stage, Results& into, std::string_view rcpt = {});
     StageResult early_decision(const Results& r, std::size_t forced_from) const;
     bool skip(const Check& c) const;

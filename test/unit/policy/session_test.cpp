@@ -392,3 +392,39 @@ TEST_CASE("auth facts live for one message - later stages read them, the next me
     REQUIRE(s.mail("a@example.net").kind == StageResult::Kind::proceed);
     CHECK(seen == std::vector<std::string>{"empty", "pass example.net", "empty"});
 }
+
+namespace {
+// Reports and warns at connect and HELO, naming the HELO it saw.
+class ReportProbe final : public Check {
+public:
+    std::string_view name() const override { return "report_probe"; }
+    std::vector<Stage> stages() const override { return {Stage::connect, Stage::helo}; }
+    std::vector<core::SymbolDef> symbols() const override { return {}; }
+    void run(Context& ctx) const override {
+        std::string tag = std::string(to_string(ctx.stage())) + ":" + ctx.envelope().helo;
+        ctx.add_report(std::string(to_string(ctx.stage())), "\"" + tag + "\"");
+        ctx.add_auth_result("probe=" + tag);
+        ctx.warn(tag);
+    }
+};
+}  // namespace
+
+TEST_CASE("a second HELO replaces the first one's reports, A-R entries and warnings too", "[engine]") {
+    auto cfg = base_config();
+    cfg->checks.push_back(std::make_unique<ReportProbe>());
+    finish(*cfg);
+    test::FakeClock clock;
+    Session s(cfg, Services{&clock});
+    REQUIRE(s.connect(core::IpAddress::parse("203.0.113.1"), "unknown").proceed());
+    REQUIRE(s.helo("first.example").proceed());
+    REQUIRE(s.helo("second.example").proceed());
+    REQUIRE(s.mail("a@b.example").proceed());
+    REQUIRE(s.rcpt("c@d.example").proceed());
+    s.header("From", " a@b.example");
+    s.end_of_headers();
+    auto v = s.end_of_message();
+    std::vector<std::string> reports;
+    for (const auto& [k, j] : v.reports) reports.push_back(k + "=" + j);
+    CHECK(reports == std::vector<std::string>{"connect=\"connect:\"", "helo=\"helo:second.example\""});
+    CHECK(v.warnings == std::vector<std::string>{"connect:", "helo:second.example"});
+}
