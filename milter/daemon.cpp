@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +15,9 @@
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "dns/cache.hpp"
+#include "report/sqlite_dmarc_store.hpp"
 
 namespace vigil::milter {
 
@@ -27,7 +31,50 @@ std::shared_ptr<const policy::Config> Daemon::config() const {
     return config_;
 }
 
-void Daemon::start_runtime() { runtime_ = std::make_unique<policy::Runtime>(*config()); }
+void Daemon::start_runtime() {
+    auto cfg = config();
+    runtime_ = std::make_unique<policy::Runtime>(*cfg);
+    // Opened after the privilege drop, so the store's files belong to the milter's user. A store that
+    // cannot be opened stops the start (StoreError says why); later write errors only drop rows.
+    if (const auto& r = cfg->dmarc_reports; r.enabled) {
+        report::DmarcStoreOptions o;
+        o.path = r.store;
+        o.queue_size = r.queue_size;
+        runtime_->set_dmarc_store(std::make_shared<report::SqliteDmarcStore>(
+            std::move(o), [](const std::string& line) { log_line(LOG_WARNING, line); }));
+        log_line(LOG_NOTICE, fmt::format("DMARC aggregate reports: recording evaluations in {}", r.store));
+    }
+}
+
+void Daemon::start_monitor() {
+    auto cfg = config();
+    if (!cfg->monitor.enabled) {
+        log_line(LOG_NOTICE, "reputation monitor: off ([monitor] enabled = false)");
+        return;
+    }
+    if (cfg->sending_ips.empty()) {
+        log_line(LOG_NOTICE, "reputation monitor: nothing to watch (no [server] sending_ips)");
+        return;
+    }
+    doctor::Monitor::Options o;
+    o.ips = cfg->sending_ips;
+    o.lists = doctor::select_lists(*cfg, cfg->monitor.lists);
+    o.interval = cfg->monitor.interval;
+    // As long as the resolver itself waits (Runtime: stage budget + 1 s), so no answer is abandoned.
+    o.timeout = cfg->stage_budget + std::chrono::seconds(2);
+    monitor_ = std::make_unique<doctor::Monitor>(
+        std::move(o), runtime_->cache(), core::SystemClock::instance(),
+        [](doctor::Monitor::Priority p, const std::string& line) {
+            log_line(p == doctor::Monitor::Priority::warning ? LOG_WARNING : LOG_NOTICE, line);
+        });
+    monitor_->start();
+}
+
+void Daemon::stop_monitor() {
+    if (!monitor_) return;
+    log_line(LOG_NOTICE, "reputation monitor: stopping");
+    monitor_->stop();
+}
 
 bool Daemon::reload() {
     try {
@@ -36,6 +83,11 @@ bool Daemon::reload() {
             log_line(LOG_WARNING, fmt::format("reload: [dns] server changed from '{}' to '{}'; this takes a restart, "
                                               "the running resolver is kept",
                                               runtime_->dns_server(), fresh->dns_server));
+        }
+        if (fresh->dmarc_reports.enabled != config()->dmarc_reports.enabled ||
+            fresh->dmarc_reports.store != config()->dmarc_reports.store) {
+            log_line(LOG_WARNING, "reload: [dmarc_reports] enabled/store changed; this takes a restart, the running "
+                                  "report store is kept");
         }
         {
             std::lock_guard lock(mutex_);
@@ -105,6 +157,8 @@ std::string drop_privileges(const policy::Config& cfg, const std::string& unix_s
     if (setgid(gid) != 0) return fmt::format("setgid({}): {}", gid, std::strerror(errno));
     if (setuid(uid) != 0) return fmt::format("setuid({}): {}", uid, std::strerror(errno));
     if (setuid(0) == 0) return "privileges could be regained after dropping them";
+    // Nor through anything this process might execute (setuid binaries, file capabilities).
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return fmt::format("no_new_privs: {}", std::strerror(errno));
     return {};
 }
 

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 
+#include "doctor/monitor.hpp"
 #include "policy/config.hpp"
 #include "policy/runtime.hpp"
 
@@ -22,6 +23,10 @@ public:
     // Builds the shared resolver; after dropping privileges, before serving.
     void start_runtime();
     policy::Services services() const { return runtime_->services(); }
+    // The reputation monitor ([monitor]) on its own thread, off the mail path; after start_runtime.
+    // Its settings are read once: changing them takes a restart.
+    void start_monitor();
+    void stop_monitor();
 
 private:
     std::string path_;
@@ -30,6 +35,7 @@ private:
     std::shared_ptr<const policy::Config> config_;
     bool foreground_;
     std::unique_ptr<policy::Runtime> runtime_;
+    std::unique_ptr<doctor::Monitor> monitor_;  // after runtime_: stopped before its resolver goes
 };
 
 // syslog(LOG_MAIL) at the given priority; peer data must already be made printable.

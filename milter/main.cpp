@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     try {
         daemon.start_runtime();
     } catch (const std::exception& e) {
-        vigil::milter::log_line(LOG_ERR, fmt::format("cannot start the DNS resolver: {}", e.what()));
+        vigil::milter::log_line(LOG_ERR, fmt::format("cannot start: {}", e.what()));
         return 1;
     }
 
@@ -160,7 +160,9 @@ int main(int argc, char** argv) {
 
     vigil::milter::log_line(LOG_NOTICE, fmt::format("starting: listening on {}, authserv-id {}, {} checks, uid {}",
                                                     config->socket, config->authserv_id, config->checks.size(), getuid()));
+    daemon.start_monitor();
     int rc = smfi_main();
+    daemon.stop_monitor();
     vigil::milter::log_line(LOG_NOTICE, fmt::format("stopped (libmilter returned {})", rc));
     return rc == MI_SUCCESS ? 0 : 1;
 }

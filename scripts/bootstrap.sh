@@ -14,10 +14,13 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(
   # build
   build-essential cmake pkg-config
-  libmilter-dev libssl-dev libunbound-dev libldns-dev libpsl-dev libfmt-dev libtomlplusplus-dev
+  libmilter-dev libssl-dev libunbound-dev libldns-dev libpsl-dev libidn2-dev libfmt-dev libtomlplusplus-dev
   nettle-dev libevent-dev catch2 publicsuffix dns-root-data
+  libsqlite3-dev zlib1g-dev   # DMARC aggregate reports: the store and the gzip file
   # tests: a real MTA, SMTP client, DNS tools, Python for the harnesses
-  postfix swaks python3 python3-yaml python3-spf python3-dkim python3-nacl opendkim opendkim-tools ldnsutils dnsutils procps iproute2
+  postfix swaks python3 python3-yaml python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools ldnsutils dnsutils procps iproute2
+  libxml2-utils   # xmllint validates DMARC reports against the RFC 7489 schema
+  clang llvm libclang-rt-14-dev openssl   # the ASan+UBSan build with libFuzzer; llvm-symbolizer
 )
 
 install_deps() {
@@ -55,7 +58,11 @@ case "$mode" in
     ;;
   test)
     build "$here/build"
-    cd "$here/build"
-    ctest --output-on-failure --timeout 600 -j"$(nproc)"
+    (cd "$here/build" && ctest --output-on-failure --timeout 600 -j"$(nproc)" -LE soak)
+    # Once more under ASan+UBSan: one clang build that also has the fuzz targets, so the same ctest
+    # run covers the whole suite and `-L fuzz` (10 s per target). The soak is a separate command.
+    build "$here/build-sanitize" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DVIGIL_FUZZ=ON -DVIGIL_FUZZ_SECONDS=10
+    cd "$here/build-sanitize"
+    ctest --output-on-failure --timeout 600 -j"$(nproc)" -LE soak
     ;;
 esac

@@ -130,10 +130,7 @@ int keygen(const Args& a) {
         return 1;
     }
     std::fprintf(stderr, "wrote %s (mode 0600); publish this TXT record:\n", path.c_str());
-    std::string txt = "v=DKIM1; k=" + type + "; p=" + g.public_b64;
-    std::string out = selector + "._domainkey." + domain + ". IN TXT (";
-    for (std::size_t i = 0; i < txt.size(); i += 250) out += " \"" + txt.substr(i, 250) + "\"";
-    out += " )\n";
+    auto out = dk::key_txt_record(selector, domain, kt, g.public_b64) + "\n";
     std::fputs(out.c_str(), stdout);
     return 0;
 }

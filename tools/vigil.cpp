@@ -18,6 +18,8 @@
 #include "policy/replay.hpp"
 #include "policy/runtime.hpp"
 #include "tools/dkim_command.hpp"
+#include "tools/dmarc_command.hpp"
+#include "tools/doctor_command.hpp"
 #include "tools/spf_command.hpp"
 
 namespace {
@@ -36,6 +38,10 @@ void usage(std::FILE* out) {
                  "  symbols [--json]   list every symbol with its weight and meaning\n"
                  "  spf --ip IP --mail-from ADDR --helo NAME [--json]   evaluate SPF (RFC 7208)\n"
                  "  dkim keygen|sign|verify ...   DKIM keys, signing and verification (`vigil dkim --help`)\n"
+                 "  doctor [--domain D]... [--ip IP]... [--json]   check this server's reputation and DNS\n"
+                 "        set-up (`vigil doctor --help`); exit status 0 ok, 1 warn, 2 fail\n"
+                 "  dmarc report [--since T] [--until T] [--domain D] [--out DIR] [--send]   DMARC aggregate\n"
+                 "        reports from the milter's store (`vigil dmarc --help`)\n"
                  "Without --config, %s is used when it exists, else the built-in defaults.\n",
                  default_config);
 }
@@ -274,6 +280,8 @@ int main(int argc, char** argv) {
         if (cmd == "symbols") return cmd_symbols(argc - i, argv + i, load(config_path, explicit_config, ov));
         if (cmd == "spf") return vigil::tools::spf_command(argc - i, argv + i, load(config_path, explicit_config, ov));
         if (cmd == "dkim") return dkim_command(argc - i, argv + i, load(config_path, explicit_config, ov));
+        if (cmd == "doctor") return vigil::tools::doctor_command(argc - i, argv + i, config_path, explicit_config, ov);
+        if (cmd == "dmarc") return vigil::tools::dmarc_command(argc - i, argv + i, config_path, explicit_config, ov);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "vigil %s: %s\n", cmd.c_str(), e.what());
         return 2;

@@ -1,6 +1,7 @@
 #include "policy/builtin_checks.hpp"
 
 #include "auth/dkim/dkim_check.hpp"
+#include "auth/dmarc/dmarc_check.hpp"
 #include "auth/spf/spf_check.hpp"
 #include "content/gtube.hpp"
 #include "content/message_structure.hpp"
@@ -26,6 +27,8 @@ const std::vector<CheckFactory>& builtin_checks() {
         {"gtube", true, &content::GtubeCheck::make},
         // DKIM verification (inbound) and signing (outbound). Off until enabled: see lib/auth/dkim/DOCS.md.
         {"dkim", false, &auth::dkim::DkimCheck::make},
+        // DMARC after SPF and DKIM, whose results it reads. Off until enabled: see lib/auth/dmarc/DOCS.md.
+        {"dmarc", false, &auth::dmarc::DmarcCheck::make},
     };
     return list;
 }

@@ -13,7 +13,12 @@
 
 #include <fmt/format.h>
 
+#include "core/printable.hpp"
+#include "dns/resolver.hpp"
+#include "doctor/doctor_limits.hpp"
+#include "doctor/lists.hpp"
 #include "policy/builtin_checks.hpp"
+#include "report/dmarc_aggregate.hpp"
 
 namespace vigil::policy {
 
@@ -198,6 +203,39 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
         }
         cfg->trusted_networks = s.get_cidrs("trusted_networks", {"127.0.0.0/8", "::1/128"});
         cfg->authenticated_is_outbound = s.get_bool("authenticated_is_outbound", true);
+        for (const auto& text : s.get_strings("sending_ips", {})) {
+            auto ip = core::IpAddress::parse(text);
+            if (!ip || text.front() == '[' || text.find('/') != std::string::npos) {
+                s.error("sending_ips", fmt::format("'{}' is not an IP address", core::printable(text, 64)));
+            } else if (std::find(cfg->sending_ips.begin(), cfg->sending_ips.end(), ip->unmapped()) ==
+                       cfg->sending_ips.end()) {
+                cfg->sending_ips.push_back(ip->unmapped());
+            }
+        }
+        if (cfg->sending_ips.size() > doctor::limits::max_ips)
+            s.error("sending_ips", fmt::format("at most {} addresses", doctor::limits::max_ips));
+        for (const auto& text : s.get_strings("domains", {})) {
+            auto q = dns::normalize_query_name(text);
+            if (!q.ok() || q.name.find('.') == std::string::npos) {
+                s.error("domains", fmt::format("'{}' is not a domain name", core::printable(text, 64)));
+            } else if (std::find(cfg->domains.begin(), cfg->domains.end(), q.name) == cfg->domains.end()) {
+                cfg->domains.push_back(q.name);
+            }
+        }
+        if (cfg->domains.size() > doctor::limits::max_domains)
+            s.error("domains", fmt::format("at most {} domains", doctor::limits::max_domains));
+        s.finish();
+    }
+    {
+        auto s = top.sub("monitor");
+        cfg->monitor.enabled = s.get_bool("enabled", cfg->monitor.enabled);
+        cfg->monitor.interval = std::chrono::seconds(s.get_int("interval", cfg->monitor.interval.count(),
+                                                               doctor::limits::min_interval.count(),
+                                                               doctor::limits::max_interval.count()));
+        cfg->monitor.lists = s.get_strings("lists", cfg->monitor.lists);
+        for (const auto& l : cfg->monitor.lists) {
+            if (auto e = doctor::list_selector_error(l)) s.error("lists", *e);
+        }
         s.finish();
     }
     {
@@ -251,6 +289,48 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
             }
         }
         cfg->always_add_score = s.get_bool("always_add_score", false);
+        s.finish();
+    }
+    {
+        auto s = top.sub("dmarc_reports");
+        auto& r = cfg->dmarc_reports;
+        r.enabled = s.get_bool("enabled", r.enabled);
+        r.store = s.get_string("store", r.store);
+        if (r.store.empty() || r.store.front() != '/') s.error("store", "must be an absolute path");
+        r.queue_size = static_cast<std::size_t>(s.get_int("queue_size", static_cast<std::int64_t>(r.queue_size), 1,
+                                                          1'000'000));
+        r.keep_days = static_cast<int>(s.get_int("keep_days", r.keep_days, 0, 3650));
+        // Header fields and the report's XML take these: one printable line each, nothing that could
+        // start a new header field or smuggle an address.
+        // Defaults come from [server] hostname; they are judged only when reporting is on, so an odd
+        // host name never breaks a configuration that does not report.
+        auto judged = [&](std::string_view key) { return r.enabled || s.has(key); };
+        auto line = [&](std::string_view key, std::string value, bool address) {
+            if (!judged(key)) return value;
+            bool bad = std::any_of(value.begin(), value.end(), [address](char c) {
+                auto u = static_cast<unsigned char>(c);
+                return u < 32 || u == 127 || (address && (c == ' ' || c == '<' || c == '>'));
+            });
+            if (bad) s.error(key, address ? "must be a plain address (no spaces or <>)" : "must be one printable line");
+            if (address && !bad && (value.find('@') == std::string::npos || value.front() == '-'))
+                s.error(key, "must be an address: local@domain");
+            return value;
+        };
+        r.org_name = line("org_name", s.get_string("org_name", cfg->hostname), false);
+        r.email = line("email", s.get_string("email", "postmaster@" + cfg->hostname), true);
+        r.extra_contact_info = line("extra_contact_info", s.get_string("extra_contact_info", ""), false);
+        r.submitter = core::to_lower(s.get_string("submitter", cfg->hostname));
+        bool host_name = !r.submitter.empty() && r.submitter.size() <= 253 && r.submitter.front() != '.' &&
+                         r.submitter.front() != '-' && r.submitter.find("..") == std::string::npos &&
+                         std::all_of(r.submitter.begin(), r.submitter.end(), [](char c) {
+                             return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+                         });
+        if (judged("submitter") && !host_name) s.error("submitter", "must be a domain name");
+        r.report_id = s.get_string("report_id", r.report_id);
+        if (auto e = report::report_id_template_error(r.report_id)) s.error("report_id", *e);
+        r.sendmail = s.get_string("sendmail", r.sendmail);
+        if (r.sendmail.empty() || r.sendmail.front() != '/') s.error("sendmail", "must be an absolute path");
+        r.from = line("from", s.get_string("from", r.email), true);
         s.finish();
     }
     {

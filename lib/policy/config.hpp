@@ -46,6 +46,19 @@ struct Config {
     std::string authserv_id;
     std::vector<core::Cidr> trusted_networks;
     bool authenticated_is_outbound = true;
+    // What `vigil doctor` and the reputation monitor check as this server's own.
+    std::vector<core::IpAddress> sending_ips;
+    std::vector<std::string> domains;  // lowercase, no trailing dot
+
+    // [monitor]: the daemon's periodic look-up of sending_ips on block and allow lists.
+    struct Monitor {
+        bool enabled = true;
+        std::chrono::seconds interval{3600};
+        // "configured" (the [checks.dnsbl] lists), "public" (the built-in set), or public list names;
+        // `vigil doctor` checks the same lists.
+        std::vector<std::string> lists{"configured", "public"};
+    };
+    Monitor monitor;
 
     // [dns]
     std::string dns_server;  // HOST:PORT: every query to that one server, no validation
@@ -69,6 +82,23 @@ struct Config {
     std::string status_header = "X-Spam-Status";
     std::string subject_tag;
     bool always_add_score = false;
+
+    // [dmarc_reports]: DMARC aggregate reports (RFC 7489 §7.2). Off: nothing is recorded. Read at
+    // start; changing it takes a restart of the milter.
+    struct DmarcReports {
+        bool enabled = false;
+        std::string store = "/var/lib/vigil/dmarc-reports.sqlite";
+        std::size_t queue_size = 10000;  // evaluations waiting to be written; more are dropped
+        int keep_days = 31;              // `vigil dmarc report` deletes older evaluations; 0: never
+        std::string org_name;            // default: [server] hostname
+        std::string email;               // report contact; default: postmaster@<hostname>
+        std::string extra_contact_info;
+        std::string submitter;  // our domain in file names and the Subject; default: [server] hostname
+        std::string report_id = "{begin}.{random}@{receiver}";  // placeholders: see report_id_template_error
+        std::string sendmail = "/usr/sbin/sendmail";
+        std::string from;  // envelope and From: of sent reports; default: email
+    };
+    DmarcReports dmarc_reports;
 
     // Checks, all of them; disabled ones are kept out of `by_stage`.
     std::vector<std::unique_ptr<Check>> checks;

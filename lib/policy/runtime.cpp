@@ -24,6 +24,6 @@ Runtime::Runtime(const Config& config, const core::Clock& clock) : clock_(&clock
 
 Runtime::~Runtime() = default;
 
-Services Runtime::services() const { return Services{clock_, cache_.get(), cache_.get()}; }
+Services Runtime::services() const { return Services{clock_, cache_.get(), cache_.get(), dmarc_store_.get()}; }
 
 }  // namespace vigil::policy

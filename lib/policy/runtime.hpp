@@ -24,11 +24,14 @@ public:
     dns::CachingResolver& cache() const { return *cache_; }
     // What the resolver was built for; a reload that changes it needs a restart.
     const std::string& dns_server() const { return dns_server_; }
+    // The DMARC aggregate-report store handed to checks; null (the default) keeps reporting off.
+    void set_dmarc_store(std::shared_ptr<report::DmarcStore> store) { dmarc_store_ = std::move(store); }
 
 private:
     const core::Clock* clock_;
     std::shared_ptr<dns::CachingResolver> cache_;
     std::string dns_server_;
+    std::shared_ptr<report::DmarcStore> dmarc_store_;
 };
 
 }  // namespace vigil::policy

@@ -135,33 +135,18 @@ void IprevCheck::start(policy::Context& ctx) const {
                              ip, ctx.resolver().lookup(dns::reverse_name(ip), dns::RrType::ptr)));
 }
 
-void IprevCheck::run(policy::Context& ctx) const {
-    auto* st = static_cast<IprevState*>(ctx.state(*this));
-    if (st == nullptr) return;
-    const auto ip = st->ip;
-    const auto ip_text = ip.to_string();
-    const auto deadline = ctx.deadline();
-    // What `vigil check --json` shows under "iprev".
-    std::string ptr_status;
-    std::vector<std::string> names;
-    std::optional<std::string> confirmed;
-    bool generic = false;
+IprevEvaluation evaluate_iprev(dns::Resolver& resolver, const core::IpAddress& ip, const dns::Pending& ptr_lookup,
+                               std::chrono::steady_clock::time_point deadline) {
+    IprevEvaluation ev;
     auto result = [&](std::string_view res, std::string_view symbol, std::vector<std::string> options) {
-        ctx.add_symbol(*this, symbol, 1.0, std::move(options));
-        ctx.add_auth_result(fmt::format("iprev={} policy.iprev={}", res, ip_text));
-        std::string list;
-        for (const auto& n : names)
-            list += fmt::format("{}\"{}\"", list.empty() ? "" : ",", core::json_escape(n));
-        ctx.add_report("iprev",
-                       fmt::format("{{\"result\":\"{}\",\"ip\":\"{}\",\"ptr_status\":\"{}\",\"ptr\":[{}],"
-                                   "\"confirmed\":{},\"generic\":{},\"symbol\":\"{}\"}}",
-                                   res, ip_text, ptr_status, list,
-                                   confirmed ? "\"" + core::json_escape(*confirmed) + "\"" : "null",
-                                   generic ? "true" : "false", symbol));
+        ev.result = std::string(res);
+        ev.symbol = std::string(symbol);
+        ev.options = std::move(options);
+        return ev;
     };
 
-    auto ptr = st->ptr.wait_until(deadline);
-    ptr_status = dns::to_string(ptr.status);
+    auto ptr = ptr_lookup.wait_until(deadline);
+    ev.ptr_status = dns::to_string(ptr.status);
     switch (ptr.status) {
         case dns::Status::nxdomain:
         case dns::Status::nodata:
@@ -174,6 +159,8 @@ void IprevCheck::run(policy::Context& ctx) const {
         case dns::Status::answer:
             break;
     }
+    auto& names = ev.names;
+    auto& confirmed = ev.confirmed;
 
     // Names a forward lookup can be made for, in answer order, without duplicates. A name that is
     // not a valid query name (over 253 characters, a label over 63, bytes outside printable ASCII,
@@ -203,7 +190,7 @@ void IprevCheck::run(policy::Context& ctx) const {
     const auto type = ip.is_v4() ? dns::RrType::a : dns::RrType::aaaa;
     std::vector<dns::Pending> forward;
     forward.reserve(names.size());
-    for (const auto& n : names) forward.push_back(ctx.resolver().lookup(n, type));
+    for (const auto& n : names) forward.push_back(resolver.lookup(n, type));
 
     std::optional<std::string> temp, perm;
     for (std::size_t i = 0; i < names.size(); ++i) {
@@ -233,8 +220,7 @@ void IprevCheck::run(policy::Context& ctx) const {
     if (capped) extra.push_back(fmt::format("only the first {} PTR names were checked", max_ptr_names));
     if (invalid > 0) extra.push_back(fmt::format("{} invalid PTR names skipped", invalid));
     const std::string& judged = confirmed ? *confirmed : names.front();
-    generic = looks_generic(judged, ip);
-    if (generic) ctx.add_symbol(*this, "IPREV_GENERIC", 1.0, {reported(judged)});
+    ev.generic = looks_generic(judged, ip);
 
     std::vector<std::string> options;
     if (confirmed) {
@@ -256,6 +242,27 @@ void IprevCheck::run(policy::Context& ctx) const {
     for (std::size_t i = 0; i < names.size() && i < 3; ++i) options.push_back("ptr:" + reported(names[i]));
     options.insert(options.end(), extra.begin(), extra.end());
     return result("fail", "IPREV_FAIL", std::move(options));
+}
+
+void IprevCheck::run(policy::Context& ctx) const {
+    auto* st = static_cast<IprevState*>(ctx.state(*this));
+    if (st == nullptr) return;
+    const auto ip = st->ip;
+    const auto ip_text = ip.to_string();
+    auto ev = evaluate_iprev(ctx.resolver(), ip, st->ptr, ctx.deadline());
+    const std::string judged = ev.confirmed ? *ev.confirmed : ev.names.empty() ? std::string() : ev.names.front();
+    if (ev.generic) ctx.add_symbol(*this, "IPREV_GENERIC", 1.0, {reported(judged)});
+    ctx.add_symbol(*this, ev.symbol, 1.0, ev.options);
+    ctx.add_auth_result(fmt::format("iprev={} policy.iprev={}", ev.result, ip_text));
+    // What `vigil check --json` shows under "iprev".
+    std::string list;
+    for (const auto& n : ev.names) list += fmt::format("{}\"{}\"", list.empty() ? "" : ",", core::json_escape(n));
+    ctx.add_report("iprev",
+                   fmt::format("{{\"result\":\"{}\",\"ip\":\"{}\",\"ptr_status\":\"{}\",\"ptr\":[{}],"
+                               "\"confirmed\":{},\"generic\":{},\"symbol\":\"{}\"}}",
+                               ev.result, ip_text, ev.ptr_status, list,
+                               ev.confirmed ? "\"" + core::json_escape(*ev.confirmed) + "\"" : "null",
+                               ev.generic ? "true" : "false", ev.symbol));
 }
 
 }  // namespace vigil::reputation

@@ -8,11 +8,15 @@
 //   temperror  the PTR lookup or, with no name confirming, a forward lookup timed out or SERVFAILed
 //   permerror  no PTR data (NXDOMAIN/NODATA: IPREV_NO_PTR), or PTR/forward data that cannot be used
 //              (malformed answers, names that are not valid DNS names: IPREV_PERMERROR)
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/ip_address.hpp"
+#include "dns/resolver.hpp"
 #include "policy/builtin_checks.hpp"
 #include "policy/check.hpp"
 
@@ -29,6 +33,22 @@ inline constexpr std::size_t max_reported_name = 80;
 // hexadecimal, or as one decimal number), or has a label word such as "dynamic", "dhcp", "pool",
 // "dsl", "cable" or "ppp" left of the last two labels. Pure, for tests.
 bool looks_generic(std::string_view ptr_name, const core::IpAddress& ip);
+
+// One iprev evaluation: what the check reports, and what `vigil doctor` judges an operator's own
+// address by (the same FCrDNS logic, so the two can never disagree).
+struct IprevEvaluation {
+    std::string result;                    // pass, fail, temperror, permerror
+    std::string symbol;                    // the IPREV_* result symbol
+    std::vector<std::string> options;      // the symbol's options (printable, bounded)
+    std::string ptr_status;                // dns::to_string of the PTR answer's status
+    std::vector<std::string> names;        // valid PTR names, answer order, no duplicates
+    std::optional<std::string> confirmed;  // the first name that resolves back to the IP
+    bool generic = false;                  // the judged name (confirmed, else the first) looks dynamic
+};
+// `ptr` is the PTR lookup of dns::reverse_name(ip) (started early by the caller); the forward lookups
+// are issued together and waited for until `deadline`.
+IprevEvaluation evaluate_iprev(dns::Resolver& resolver, const core::IpAddress& ip, const dns::Pending& ptr,
+                               std::chrono::steady_clock::time_point deadline);
 
 class IprevCheck final : public policy::Check {
   public:

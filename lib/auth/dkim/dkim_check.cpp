@@ -253,7 +253,7 @@ void DkimCheck::run(policy::Context& ctx) const {
     facts.dkim_evaluated = true;
     for (const auto& r : results) {
         facts.dkim.push_back(policy::DkimFact{std::string(to_string(r.result)), core::to_lower(r.domain), r.selector,
-                                              r.algorithm, r.b_prefix, false});
+                                              r.algorithm, r.b_prefix, r.dnssec == dns::Dnssec::secure});
     }
     if (results.empty()) {
         ctx.add_symbol(*this, "DKIM_NONE");

@@ -20,8 +20,19 @@ std::string key_query_name(std::string_view selector, std::string_view domain) {
     return n;
 }
 
+std::string key_txt_record(std::string_view selector, std::string_view domain, KeyType type,
+                           std::string_view public_b64) {
+    std::string txt = "v=DKIM1; k=" + std::string(to_string(type)) + "; p=" + std::string(public_b64);
+    std::string out = key_query_name(selector, domain) + ". IN TXT (";
+    // A character-string holds at most 255 bytes; 250 keeps the lines short.
+    for (std::size_t i = 0; i < txt.size(); i += 250) out += " \"" + txt.substr(i, 250) + "\"";
+    out += " )";
+    return out;
+}
+
 KeyOutcome key_from_answer(const dns::Answer& answer) {
     KeyOutcome out;
+    out.dnssec = answer.dnssec;
     switch (answer.status) {
         case dns::Status::answer: break;
         case dns::Status::nxdomain:

@@ -28,10 +28,15 @@ struct KeyOutcome {
     Result status = Result::temperror;
     std::shared_ptr<const DkimKey> key;
     std::string detail;
+    dns::Dnssec dnssec = dns::Dnssec::unchecked;  // of the key record's answer
 };
 
 // The query name "<selector>._domainkey.<domain>".
 std::string key_query_name(std::string_view selector, std::string_view domain);
+// The key record to publish, in zone-file form, split into 250-byte character-strings:
+// `sel._domainkey.example.com. IN TXT ( "v=DKIM1; k=rsa; p=..." )` (`vigil dkim keygen`, `vigil doctor`).
+std::string key_txt_record(std::string_view selector, std::string_view domain, KeyType type,
+                           std::string_view public_b64);
 // A DNS answer (TXT) turned into a key outcome. Pure apart from OpenSSL.
 KeyOutcome key_from_answer(const dns::Answer& answer);
 

@@ -1,4 +1,5 @@
 #include "auth/dkim/verify.hpp"
+#include "auth/authentication_results.hpp"
 
 #include "core/printable.hpp"
 
@@ -103,6 +104,7 @@ std::vector<SignatureResult> Verifier::finish(const std::vector<HeaderRef>& head
             r.detail = std::move(why);
         };
         auto fetched = key_for(key_query_name(s.selector, s.domain));
+        r.dnssec = fetched.dnssec;
         if (fetched.status != Result::pass || !fetched.key) {
             set(fetched.status == Result::temperror ? Result::temperror : Result::permerror, fetched.detail);
             out.push_back(std::move(r));
@@ -159,7 +161,7 @@ std::vector<SignatureResult> Verifier::finish(const std::vector<HeaderRef>& head
 }
 
 std::string auth_result_text(const SignatureResult& r) {
-    std::string out = "dkim=" + std::string(to_string(r.result));
+    std::string out = "dkim=" + std::string(to_string(r.result)) + auth::dnssec_comment(r.dnssec);
     if (!r.detail.empty() && r.result != Result::pass) {
         std::string why;
         for (char c : r.detail) why.push_back(c == '(' || c == ')' || c == '\\' ? ' ' : c);

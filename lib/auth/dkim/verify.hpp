@@ -29,6 +29,7 @@ struct SignatureResult {
     std::string detail;    // why, for people (printable)
     bool length_used = false;  // l= present (and the result depended on it)
     bool testing = false;      // key record t=y
+    dns::Dnssec dnssec = dns::Dnssec::unchecked;  // of the key record's answer
 };
 
 class Verifier {

@@ -101,6 +101,7 @@ class Evaluator {
         o.dns_terms = dns_terms_;
         o.void_lookups = voids_;
         o.queries = queries_;
+        o.dnssec = dnssec_;
         return o;
     }
 
@@ -352,6 +353,7 @@ class Evaluator {
         } else {
             txt = wait(lookup(domain, dns::RrType::txt));
         }
+        if (depth == 0) dnssec_ = txt.dnssec;
         if (is_void(txt.status)) {
             s.result = Result::none;
             s.problem = fmt::format("{}: no SPF record ({})", core::printable(domain, max_reported),
@@ -449,6 +451,7 @@ class Evaluator {
     std::string_view helo_;
     const Options& opt_;
     std::optional<dns::Pending> prefetched_;
+    dns::Dnssec dnssec_ = dns::Dnssec::unchecked;
     std::size_t dns_terms_ = 0;
     std::size_t voids_ = 0;
     std::size_t queries_ = 0;

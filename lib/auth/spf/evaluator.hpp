@@ -52,6 +52,9 @@ struct Outcome {
     std::size_t dns_terms = 0;
     std::size_t void_lookups = 0;
     std::size_t queries = 0;  // DNS lookups issued
+    // The checked domain's SPF record (TXT) answer only: secure says that answer validated, not
+    // that every include/redirect did.
+    dns::Dnssec dnssec = dns::Dnssec::unchecked;
 };
 
 // True if `domain` may be checked at all (§4.3): a multi-label name of LDH/underscore labels of

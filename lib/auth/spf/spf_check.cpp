@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "auth/authentication_results.hpp"
 #include "core/printable.hpp"
 #include "dns/resolver.hpp"
 #include "policy/config.hpp"
@@ -117,7 +118,8 @@ std::string received_spf_value(const Outcome& o, const core::IpAddress& ip, std:
 }
 
 std::string auth_result(const Outcome& o, std::string_view property, std::string_view value) {
-    return fmt::format("spf={} {}={}", to_string(o.result), property, header_value(value));
+    return fmt::format("spf={}{} {}={}", to_string(o.result), auth::dnssec_comment(o.dnssec), property,
+                       auth::ar_value(value));
 }
 
 std::unique_ptr<policy::Check> SpfCheck::make(policy::Section& s) {
@@ -190,7 +192,7 @@ void SpfCheck::run(policy::Context& ctx) const {
     }
     ctx.add_report("spf", to_json(o, null_sender ? "helo" : "mailfrom"));
     ctx.facts().spf = policy::SpfFact{std::string(to_string(o.result)), core::to_lower(o.domain),
-                                      null_sender ? "helo" : "mfrom", false};
+                                      null_sender ? "helo" : "mfrom", o.dnssec == dns::Dnssec::secure};
     if (options_.received_spf_header) {
         ctx.prepend_header("Received-SPF",
                            received_spf_value(o, st->ip, env.mail_from, env.helo, opt.receiver,
@@ -208,7 +210,8 @@ void SpfCheck::run(policy::Context& ctx) const {
         ctx.add_symbol(*this, symbol_for(h.result, true), 1.0, hopts);
         ctx.add_auth_result(auth_result(h, "smtp.helo", env.helo));
         ctx.add_report("spf_helo", to_json(h, "helo"));
-        ctx.facts().spf_helo = policy::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain), "helo", false};
+        ctx.facts().spf_helo = policy::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain), "helo",
+                                               h.dnssec == dns::Dnssec::secure};
     }
 
     if (o.result == Result::fail && options_.reject_on_fail) {

@@ -206,7 +206,7 @@ def functional(vigil, dns_bin):
         bl = list_report(r, "bl")
         expect(bl and bl["query"] == "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.rep.test",
                f"nibble query name {bl and bl['query']}")
-        expect(auth_results(r) == "mx.test; iprev=pass policy.iprev=2001:db8::2", f"A-R: {auth_results(r)}")
+        expect(auth_results(r) == "mx.test; iprev=pass policy.iprev=\"2001:db8::2\"", f"A-R: {auth_results(r)}")
 
         print("allow list trust levels")
         r, _ = vigil.check(conf, p, "192.0.2.10")
@@ -345,7 +345,9 @@ def timing(vigil, dns_bin):
            f"RBL_TEMPFAIL dead:timeout: {r['symbols']}")
     expect(symbols(r, "RBL_TEST") == ["RBL_TEST_SBL"], "the live list still counted")
     expect(symbols(r, "IPREV_") == ["IPREV_PASS"], "iprev's forward lookup was not starved by the dead list")
-    expect(wall - base >= budget - 50, f"it did wait for the budget: {wall - base:.0f} ms")
+    # The budget runs concurrently with the live lookups the base run also makes, so compare the
+    # whole run with the budget (under ASan the base run alone is ~150 ms, most of it inside the budget).
+    expect(wall >= budget, f"it did wait for the budget: {wall:.0f} >= {budget} ms")
     expect(wall - base < budget + 250, f"and not much longer: {wall - base:.0f} < {budget + 250}")
 
 

@@ -61,7 +61,7 @@ TEST_CASE("iprev pass for IPv6 looks up AAAA", "[iprev]") {
     d.ip = "2001:db8::1";
     auto r = run(t.cfg, &t.fake, d);
     CHECK(symbols_with(r.verdict, "IPREV_") == Strings{"IPREV_PASS"});
-    CHECK_THAT(auth_results(r.verdict), Contains("iprev=pass policy.iprev=2001:db8::1"));
+    CHECK_THAT(auth_results(r.verdict), Contains("iprev=pass policy.iprev=\"2001:db8::1\""));
     CHECK_FALSE(t.fake.was_queried("mail6.example.net", RrType::a));
 }
 
