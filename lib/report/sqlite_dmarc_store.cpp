@@ -404,6 +404,9 @@ void SqliteDmarcStore::writer_loop() {
         }
         std::string error;
         bool ok = write_batch(batch, error);
+        // Before the batch counts as taken: flush() returning means its outcome, warning included,
+        // is visible.
+        if (!ok) maybe_warn(error_warning_, batch.size(), fmt::format("writing failed: {}", error));
         {
             std::lock_guard lock(mutex_);
             if (ok) {
@@ -414,7 +417,6 @@ void SqliteDmarcStore::writer_loop() {
             taken_ += batch.size();
         }
         drained_.notify_all();
-        if (!ok) maybe_warn(error_warning_, batch.size(), fmt::format("writing failed: {}", error));
     }
 }
 

@@ -420,6 +420,13 @@ void DmarcCheck::run(policy::Context& ctx) const {
             }
         }
         if (enforced == "none" && applied != Policy::none) reasons.push_back("local_policy");
+        // The engine will only score what we force (RFC 7489 Appendix C: disposition is the policy
+        // actually applied), so the report must not claim a reject or quarantine that never happened.
+        if (enforced != "none" && !ctx.config().honour_forced_actions) {
+            disposition = "none";
+            reasons.push_back("local_policy");
+            if (score_only_why.empty()) score_only_why = "honour_forced_actions = false";
+        }
     }
 
     // Symbol, Authentication-Results (RFC 7489 §11.2: policy.dmarc is the policy after sp/np and pct).

@@ -551,6 +551,18 @@ TEST_CASE("dmarc check: evaluations of domains with rua= go to the report store"
     CHECK(e.spf[0].scope == "mfrom");
     CHECK(e.spf[0].result == "fail");
 
+    SECTION("forced actions only scored: the report says none, by local policy") {
+        auto scored = make_config("", Facts{spf("fail", "example.net"), true, {dkim("pass", "other.test")}});
+        scored->honour_forced_actions = false;
+        RecordingStore st;
+        auto s = run_msg(scored, dns, {}, &st);
+        CHECK(s.r.verdict.action != core::Action::reject);
+        REQUIRE(st.rows.size() == 1);
+        CHECK(st.rows[0].disposition == "none");
+        CHECK(st.rows[0].reasons == std::vector<std::string>{"local_policy"});
+        CHECK(st.rows[0].reason_comment == "honour_forced_actions = false");
+    }
+
     dns::FakeResolver norua;
     publish(norua, "example.net", {"v=DMARC1; p=reject"});
     RecordingStore empty;
