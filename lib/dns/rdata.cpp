@@ -24,6 +24,31 @@ void append_label_byte(std::string& out, unsigned char c) {
     }
 }
 
+std::uint16_t u16(std::string_view b, std::size_t pos) {
+    return static_cast<std::uint16_t>((static_cast<unsigned char>(b[pos]) << 8) |
+                                      static_cast<unsigned char>(b[pos + 1]));
+}
+
+std::uint32_t u32(std::string_view b, std::size_t pos) {
+    return (std::uint32_t{u16(b, pos)} << 16) | u16(b, pos + 2);
+}
+
+// Moves `pos` past a possibly compressed name in a whole message (a pointer ends the name).
+bool skip_message_name(std::string_view msg, std::size_t& pos) {
+    for (std::size_t labels = 0; labels <= limits::max_wire_name_length; ++labels) {
+        if (pos >= msg.size()) return false;
+        const auto len = static_cast<unsigned char>(msg[pos]);
+        if ((len & 0xc0) == 0xc0) {
+            pos += 2;
+            return pos <= msg.size();
+        }
+        if ((len & 0xc0) != 0) return false;
+        pos += 1 + len;
+        if (len == 0) return pos <= msg.size();
+    }
+    return false;
+}
+
 bool decode_exact_name(std::string_view rdata, std::string& out, std::string& error, std::string_view what) {
     std::size_t pos = 0;
     if (!decode_wire_name(rdata, pos, out, error)) {
@@ -126,6 +151,17 @@ bool decode_rdata(RrType type, std::string_view rdata, Record& out, std::string&
             }
             return true;
         }
+        case RrType::dnskey: {
+            // RFC 4034 §2.1: flags, protocol (always 3), algorithm, then the public key.
+            if (rdata.size() < 5 || rdata[2] != 3) {
+                error = rdata.size() < 5 ? fmt::format("DNSKEY rdata of {} bytes, too short", rdata.size())
+                                         : "DNSKEY protocol is not 3";
+                return false;
+            }
+            out.flags = u16(rdata, 0);
+            out.algorithm = static_cast<std::uint8_t>(rdata[3]);
+            return true;
+        }
         case RrType::txt: {
             // RFC 1035 §3.3.14: one or more <character-string>s, each a length octet and that many bytes.
             if (rdata.empty()) {
@@ -177,6 +213,41 @@ bool decode_answer_records(RrType type, std::string_view owner, std::span<const 
             return false;
         }
         records.push_back(std::move(rec));
+    }
+    return true;
+}
+
+bool find_signatures(std::string_view msg, RrType covered, std::vector<Signature>& out, std::string& error) {
+    // RFC 1035 §4.1: a 12-byte header, the questions (name, type, class), then the answer records.
+    constexpr std::uint16_t type_rrsig = 46;
+    constexpr std::size_t rrsig_fixed = 18;  // covered, algorithm, labels, TTL, expiration, inception, tag
+    out.clear();
+    auto fail = [&](const char* why) {
+        out.clear();  // never a partial list
+        error = why;
+        return false;
+    };
+    if (msg.size() < 12) return fail("message shorter than its header");
+    const std::size_t questions = u16(msg, 4), answers = u16(msg, 6);
+    std::size_t pos = 12;
+    for (std::size_t i = 0; i < questions; ++i) {
+        if (!skip_message_name(msg, pos) || msg.size() - pos < 4) return fail("question cut short");
+        pos += 4;
+    }
+    for (std::size_t i = 0; i < answers; ++i) {
+        if (!skip_message_name(msg, pos) || msg.size() - pos < 10) return fail("answer record cut short");
+        const std::uint16_t type = u16(msg, pos);
+        const std::size_t length = u16(msg, pos + 8);
+        pos += 10;
+        if (msg.size() - pos < length) return fail("answer rdata runs past the end of the message");
+        const std::string_view rdata = msg.substr(pos, length);
+        pos += length;
+        if (type != type_rrsig || rdata.size() < rrsig_fixed ||
+            u16(rdata, 0) != static_cast<std::uint16_t>(covered))
+            continue;
+        if (out.size() == limits::max_records_per_answer) break;
+        out.push_back(
+            Signature{static_cast<std::uint8_t>(rdata[2]), u16(rdata, 16), u32(rdata, 12), u32(rdata, 8)});
     }
     return true;
 }

@@ -31,4 +31,11 @@ bool decode_rdata(RrType type, std::string_view rdata, Record& out, std::string&
 bool decode_answer_records(RrType type, std::string_view owner, std::span<const std::string_view> rdatas,
                            std::vector<Record>& records, std::string& detail);
 
+// The RRSIGs covering `covered` in the answer section of a whole DNS message (libunbound's
+// answer_packet), at most limits::max_records_per_answer. Names may be compressed here; they are
+// skipped, not followed, so the signatures' owners are not compared with the answer's. Returns false
+// and sets `error` (with `out` empty) if the message is cut short or malformed.
+bool find_signatures(std::string_view message, RrType covered, std::vector<Signature>& out,
+                     std::string& error);
+
 }  // namespace vigil::dns

@@ -158,6 +158,7 @@ bool is_known_type(RrType type) {
         case RrType::mx:
         case RrType::txt:
         case RrType::aaaa:
+        case RrType::dnskey:
             return true;
     }
     return false;
@@ -218,6 +219,8 @@ std::string_view to_string(RrType type) {
             return "TXT";
         case RrType::aaaa:
             return "AAAA";
+        case RrType::dnskey:
+            return "DNSKEY";
     }
     return "UNKNOWN";
 }

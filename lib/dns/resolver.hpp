@@ -27,7 +27,8 @@ enum class RrType : std::uint16_t {
     ptr = 12,
     mx = 15,
     txt = 16,
-    aaaa = 28
+    aaaa = 28,
+    dnskey = 48,  // for `vigil doctor`'s DNSSEC check; the mail path never asks for it
 };
 
 // Kept distinct all the way to Authentication-Results: timeout is not servfail, nodata is not nxdomain.
@@ -54,10 +55,19 @@ struct Record {
     std::string target;                      // PTR/CNAME/NS/MX host (SOA: the primary server),
                                              // lowercase, no trailing dot; "" is the root (null MX)
     std::uint16_t preference = 0;            // MX
+    std::uint16_t flags = 0;                 // DNSKEY: 256 zone-signing key, 257 key-signing key
+    std::uint8_t algorithm = 0;              // DNSKEY: the DNSSEC algorithm number (13, 15, ...)
     std::vector<std::string> txt;            // TXT character-strings, raw bytes, in order
     // The character-strings concatenated without separators, as SPF (RFC 7208 §3.3) and DKIM
     // (RFC 6376 §3.6.2.2) read a TXT record.
     std::string txt_joined() const;
+};
+
+// An RRSIG that came along with an answer (RFC 4034 §3): read, never verified.
+struct Signature {
+    std::uint8_t algorithm = 0;
+    std::uint16_t key_tag = 0;
+    std::uint32_t inception = 0, expiration = 0;  // seconds since 1970, modulo 2^32 (RFC 4034 §3.1.5)
 };
 
 struct Answer {
@@ -71,6 +81,10 @@ struct Answer {
     // Why, for people: "REFUSED", why validation failed, what was malformed, "truncated to 100 records".
     // Always printable ASCII and bounded.
     std::string detail;
+    // DNSKEY answers only (nothing else needs them, so the mail path does not pay for the scan): the
+    // RRSIGs over the records that the server sent along, as lookups ask with the DO bit. Their
+    // presence says the zone is signed, whether or not anything validated them.
+    std::vector<Signature> signatures;
 
     bool ok() const { return status == Status::answer; }
     // A non-answer with the given status and explanation.

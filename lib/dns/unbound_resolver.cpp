@@ -154,6 +154,13 @@ Answer detail::answer_from_unbound(int err, const ub_result* r, RrType type, boo
     }
     if (!detail.empty()) a.detail = a.detail.empty() ? detail : a.detail + "; " + detail;
     if (a.records.empty()) a.status = Status::nodata;  // havedata without data: treat as nothing there
+    // libunbound asks upstream with the DO bit and hands the RRSIGs back only inside answer_packet.
+    // An undecodable packet just shows no signatures.
+    if (type == RrType::dnskey && a.ok() && r->answer_packet != nullptr && r->answer_len > 0) {
+        std::string ignored;
+        find_signatures({static_cast<const char*>(r->answer_packet), static_cast<std::size_t>(r->answer_len)},
+                        type, a.signatures, ignored);
+    }
     return a;
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/ip_address.hpp"
 #include "doctor/doctor_limits.hpp"
 #include "doctor/finding.hpp"
@@ -27,6 +28,8 @@ struct Probe {
     dns::Resolver& resolver;
     // How long one group of lookups (one area of one subject) may wait.
     std::chrono::milliseconds timeout = limits::default_timeout;
+    // Wall-clock time, for RRSIG expiry.
+    const core::Clock* clock = &core::SystemClock::instance();
     std::chrono::steady_clock::time_point deadline() const {
         return std::chrono::steady_clock::now() + timeout;
     }
@@ -62,6 +65,8 @@ std::vector<Finding> check_dkim(Probe& probe, std::string_view domain,
 std::vector<Finding> check_dmarc(Probe& probe, std::string_view domain,
                                  const std::vector<std::string>& signing_domains);
 // Whether the domain's answers validate (DNSSEC), read from the resolver's status of its SOA answer.
+// A resolver that does not validate (--dns) leaves that unchecked; then the zone apex's DNSKEY and the
+// RRSIGs over it say whether the zone is signed and whether its signatures are current.
 std::vector<Finding> check_dnssec(Probe& probe, std::string_view domain);
 // A note on port 25 for hosts that should not send mail (the contrib/nftables snippet).
 Finding port25_note();

@@ -15,6 +15,8 @@ inline constexpr std::size_t max_selectors = 16;  // per domain
 inline constexpr std::size_t max_report_destinations = 8;
 // TXT records of one name looked at when counting SPF or DMARC records.
 inline constexpr std::size_t max_txt_records = 100;
+// Parent names tried when looking for a domain's zone apex (DNSSEC without a validating resolver).
+inline constexpr std::size_t max_parent_zones = 8;
 // Record text quoted in a finding's reason is cut to this many printable bytes.
 inline constexpr std::size_t max_quoted = 200;
 // Each group of lookups (one area of one subject) waits at most this long by default.

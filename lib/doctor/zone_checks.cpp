@@ -1,5 +1,7 @@
 // MX and DNSSEC of each of our domains.
 #include <algorithm>
+#include <cstdint>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -93,6 +95,163 @@ std::vector<Finding> check_mx(Probe& probe, std::string_view domain_in, std::str
     return out;
 }
 
+namespace {
+
+const char* sign_fix = "Sign the zone at your DNS host and publish its DS record at your registrar";
+const char* validate_fix =
+    "Run vigil doctor without --dns and with [dns] server empty (or with a validating resolver), so that "
+    "answers are validated";
+// Signers re-sign days before expiry; a signature this close to it means re-signing has stopped.
+constexpr std::int64_t expiry_warning_seconds = 3 * 24 * 3600;
+
+std::string utc(std::int64_t seconds) {
+    std::time_t t = static_cast<std::time_t>(seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    return fmt::format("{:04}-{:02}-{:02} {:02}:{:02} UTC", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min);
+}
+
+// RFC 8624 §3.1: MUST NOT (1, 3, 6, 12) or NOT RECOMMENDED (5, 7) for signing; validators such as
+// RHEL 9's treat SHA-1 zones as unsigned.
+bool outdated_algorithm(std::uint8_t a) {
+    return a == 1 || a == 3 || a == 5 || a == 6 || a == 7 || a == 12;
+}
+
+// The zone a domain's records live in: the domain itself, or the closest parent with an SOA (a From
+// domain such as news.example.com is often a name inside example.com's zone). Top-level domains are
+// not tried. Empty with `why` set when no apex could be found.
+std::string zone_apex(Probe& probe, const std::string& domain, const dns::Answer& first, std::string& why) {
+    std::string name = domain;
+    dns::Answer soa = first;
+    for (std::size_t up = 0;; ++up) {
+        if (soa.ok()) return name;
+        if (soa.status != dns::Status::nodata) {
+            why = fmt::format("the SOA lookup of {} ended in {}", name, dns::to_string(soa.status));
+            return {};
+        }
+        auto dot = name.find('.');
+        if (up == limits::max_parent_zones || dot == std::string::npos ||
+            name.find('.', dot + 1) == std::string::npos) {
+            why = fmt::format("no zone apex (SOA) found at or above {}", domain);
+            return {};
+        }
+        name.erase(0, dot + 1);
+        soa = probe.resolver.lookup(name, dns::RrType::soa).wait_until(probe.deadline());
+    }
+}
+
+// Without a validating resolver we ask the zone itself: DNSKEY at the apex, with the RRSIGs that come
+// with the DO bit. Levels, as a mail admin weighs them:
+//  - no DNSKEY: warn, as "insecure" from a validator. Most mail domains are unsigned and their mail
+//    flows, so it is not a failure, but their SPF/DKIM/DMARC answers can be forged and DANE (RFC 7672)
+//    is impossible for them.
+//  - signed, a current signature: ok, with the caveat in the reason. What could be seen is right; what
+//    could not (the DS at the registrar, the signature maths) needs a validator. A warning nobody can act
+//    on from here would make every --dns run exit 1 and teach cron to ignore the doctor.
+//  - signatures expired: fail. Expiry is how signed zones break in practice: validating resolvers then
+//    answer SERVFAIL for every name in the zone, MX and DKIM keys included, and mail to and from the
+//    domain stops for their users. Expiring within days, not yet valid (or our clock is off), or an
+//    algorithm validators are dropping: warn.
+//  - DNSKEY without RRSIG, or a failed lookup: unknown ("cannot tell"); a forwarder may strip RRSIGs.
+Finding unvalidated(Probe& probe, const std::string& domain, const dns::Answer& soa) {
+    Finding f{"dnssec", domain, Level::unknown, {}, {}};
+    std::string why;
+    const std::string apex = zone_apex(probe, domain, soa, why);
+    if (apex.empty()) {
+        f.reason = "cannot tell: " + why;
+        f.fix = retry;
+        return f;
+    }
+    auto keys = probe.resolver.lookup(apex, dns::RrType::dnskey).wait_until(probe.deadline());
+    const std::string zone = apex == domain ? "the zone" : fmt::format("its zone {}", apex);
+    if (keys.status == dns::Status::nodata || keys.status == dns::Status::nxdomain) {
+        f.level = Level::warn;
+        f.reason = fmt::format(
+            "{} is not signed (no DNSKEY): its answers, SPF, DKIM and DMARC records included, can be forged "
+            "on the way",
+            zone);
+        f.fix = sign_fix;
+        return f;
+    }
+    if (!keys.ok()) {
+        f.reason = fmt::format("cannot tell: the DNSKEY lookup of {} ended in {}", apex,
+                               dns::to_string(keys.status));
+        f.fix = retry;
+        return f;
+    }
+    if (keys.signatures.empty()) {
+        f.reason = fmt::format(
+            "cannot tell: {} publishes DNSKEY records but no RRSIG came with them (this resolver may strip "
+            "DNSSEC records)",
+            zone);
+        f.fix = validate_fix;
+        return f;
+    }
+    // RFC 4034 §3.1.5: serial-number arithmetic on 32-bit seconds, so this stays right past 2106.
+    const std::int64_t now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(probe.clock->now().time_since_epoch()).count();
+    const auto now = static_cast<std::uint32_t>(now_s);
+    const dns::Signature* current = nullptr;  // the valid one that lasts longest
+    const dns::Signature* latest = nullptr;   // otherwise the one that expired last
+    bool future = false;
+    auto left = [&](const dns::Signature& s) {
+        return std::int64_t{static_cast<std::int32_t>(s.expiration - now)};
+    };
+    for (const auto& s : keys.signatures) {
+        const bool started = static_cast<std::int32_t>(now - s.inception) >= 0;
+        future = future || !started;
+        if (started && left(s) >= 0 && (current == nullptr || left(s) > left(*current))) current = &s;
+        if (latest == nullptr || left(s) > left(*latest)) latest = &s;
+    }
+    if (current == nullptr && !future) {
+        f.level = Level::fail;
+        f.reason = fmt::format(
+            "{} is signed but its DNSKEY signatures expired on {}: validating resolvers answer SERVFAIL for "
+            "every name in it, MX and DKIM keys included",
+            zone, utc(now_s + left(*latest)));
+        f.fix =
+            "Re-sign the zone now, then find out why automatic re-signing stopped (signer's timer, DNS host)";
+        return f;
+    }
+    if (current == nullptr) {
+        f.level = Level::warn;
+        f.reason = fmt::format(
+            "{} is signed but its DNSKEY signatures are not valid yet (is this host's clock right?)", zone);
+        f.fix = "Check this host's clock (timedatectl), then the signer's";
+        return f;
+    }
+    const std::string signed_text =
+        fmt::format("{} is signed (algorithm {}, key tag {}, signatures valid until {})", zone,
+                    current->algorithm, current->key_tag, utc(now_s + left(*current)));
+    const std::string caveat =
+        "validation not checked: this resolver does not validate; run without --dns or with a validating "
+        "resolver to confirm";
+    if (left(*current) < expiry_warning_seconds) {
+        f.level = Level::warn;
+        f.reason =
+            fmt::format("{}: they expire in under {} days; then validating resolvers answer SERVFAIL for it",
+                        signed_text, expiry_warning_seconds / (24 * 3600));
+        f.fix =
+            "Check that the zone is re-signed automatically (signer's timer, DNS host) and re-sign it now";
+    } else if (outdated_algorithm(current->algorithm)) {
+        f.level = Level::warn;
+        f.reason = fmt::format(
+            "{}, but with an algorithm validators are dropping (RFC 8624): some already treat the "
+            "zone as unsigned",
+            signed_text);
+        f.fix =
+            "Roll the zone to algorithm 13 (ECDSAP256SHA256) or 15 (Ed25519) and update the DS at your "
+            "registrar";
+    } else {
+        f.level = Level::ok;
+        f.reason = fmt::format("{}; {}", signed_text, caveat);
+    }
+    return f;
+}
+
+}  // namespace
+
 std::vector<Finding> check_dnssec(Probe& probe, std::string_view domain_in) {
     const std::string domain(domain_in);
     auto soa = probe.resolver.lookup(domain, dns::RrType::soa).wait_until(probe.deadline());
@@ -106,9 +265,8 @@ std::vector<Finding> check_dnssec(Probe& probe, std::string_view domain_in) {
             f.level = Level::warn;
             f.reason =
                 "the zone is not signed (DNSSEC insecure): its answers, SPF, DKIM and DMARC records "
-                "included, "
-                "can be forged on the way";
-            f.fix = "Sign the zone at your DNS host and publish its DS record at your registrar";
+                "included, can be forged on the way";
+            f.fix = sign_fix;
             break;
         case dns::Dnssec::bogus:
             f.level = Level::fail;
@@ -121,17 +279,10 @@ std::vector<Finding> check_dnssec(Probe& probe, std::string_view domain_in) {
                 "key";
             break;
         case dns::Dnssec::unchecked:
+            if (!failed(soa.status)) return {unvalidated(probe, domain, soa)};
             f.level = Level::unknown;
-            f.reason =
-                failed(soa.status)
-                    ? fmt::format("cannot tell: the SOA lookup ended in {}", dns::to_string(soa.status))
-                    : "cannot tell: this resolver does not validate (with --dns or [dns] server every query "
-                      "goes "
-                      "to one server without DNSSEC validation), so signed or not cannot be seen";
-            f.fix = failed(soa.status)
-                        ? retry
-                        : "Run vigil doctor without --dns and with [dns] server empty, so that "
-                          "answers are validated";
+            f.reason = fmt::format("cannot tell: the SOA lookup ended in {}", dns::to_string(soa.status));
+            f.fix = retry;
             break;
     }
     return {f};

@@ -4,17 +4,19 @@
 Starts vigil-test-dns on 127.0.0.1 with zones written at run time (the DKIM key records come from
 `vigil dkim keygen`, which also writes the private keys the doctor compares them with):
 
-  clean.test   MX, host address, PTR, SPF, RSA and Ed25519 DKIM keys, DMARC p=reject: all ok
+  clean.test   MX, host address, PTR, SPF, RSA and Ed25519 DKIM keys, DMARC p=reject, signed with
+               ldns-signzone (a real Ed25519 DNSKEY and RRSIGs): all ok
   faulty.test  SPF with 11 DNS-querying terms and +all, a revoked DKIM key, a key that does not match
-               the private key on disk, DMARC p=none without rua
+               the private key on disk, DMARC p=none without rua, not signed
+  stale.test   signed, but the signatures expired
   IPs          192.0.2.20 listed on the test block list and without PTR, 192.0.2.30 refused by the list
                (127.255.255.254) with a PTR that does not resolve back, 192.0.2.31 with a PTR that
                confirms but names another host
 
 and asserts each fault's level and fix text, that the clean zone is all ok, and the exit codes. The
-test server has no DNSSEC and the doctor then talks to one server without validation (--dns), so
-DNSSEC shows the "cannot tell" path: that is asserted too, and the clean run is exit 0 only with
---skip dnssec.
+doctor talks to one server without validation (--dns), so DNSSEC comes from the zone's DNSKEY and the
+RRSIGs the test server sends along for DO queries: signed (ok, "validation not checked"), not signed
+(warn) and expired (fail).
 
 Then runs vigil-milter with [monitor] interval = 1 s against the same server and checks the start
 summary, the warning lines when an address becomes listed and when it is de-listed (the server is
@@ -94,6 +96,17 @@ def write(path, text):
     with open(path, "w") as f:
         f.write(text)
     return path
+
+
+def sign(work, path, origin, *times):
+    """Signs the zone file with a fresh Ed25519 key (ldns-keygen, ldns-signzone); returns the signed file."""
+    for tool in ("ldns-keygen", "ldns-signzone"):
+        if not shutil.which(tool):
+            raise RuntimeError(f"{tool} not found: install ldnsutils (scripts/bootstrap.sh does)")
+    key = subprocess.run(["ldns-keygen", "-a", "ED25519", "-k", origin], cwd=work, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    subprocess.run(["ldns-signzone", *times, "-f", path + ".signed", path, key], cwd=work, check=True)
+    return path + ".signed"
 
 
 def doctor(vigil, conf, port, *args):
@@ -178,6 +191,9 @@ def main():
     ]) + "\n")
     zones = [write(os.path.join(work, n), t) for n, t in [
         ("clean.zone", clean), ("faulty.zone", faulty), ("reverse.zone", reverse), ("bl.zone", bl_zone(["192.0.2.20"]))]]
+    zones[0] = sign(work, zones[0], "clean.test")
+    stale = write(os.path.join(work, "stale.zone"), zone("stale.test", "@ IN MX 10 mx.clean.test.\n"))
+    zones.append(sign(work, stale, "stale.test", "-i", "20200101000000", "-e", "20200201000000"))
 
     server = Server(dns_bin, zones)
     try:
@@ -188,11 +204,13 @@ def main():
         r = doctor(vigil, conf, server.port, "--json")
         doc = findings(r)
         not_ok = [f for f in doc["findings"] if f["level"] != "ok"]
-        expect([(f["area"], f["level"]) for f in not_ok] == [("dnssec", "unknown")],
-               f"clean zone: everything ok but DNSSEC (got {not_ok})")
-        dnssec = one(doc, "dnssec", "clean.test", "cannot tell", "unknown", "no validation through --dns")
-        expect("does not validate" in dnssec["reason"] and "without --dns" in dnssec["fix"], "DNSSEC says why it cannot tell")
-        expect(r.returncode == 1, f"clean zone with DNSSEC unknown: exit 1 (got {r.returncode})")
+        expect(not_ok == [], f"clean zone: everything ok (got {not_ok})")
+        dnssec = one(doc, "dnssec", "clean.test", "the zone is signed (algorithm 15, key tag", "ok",
+                     "signed zone through --dns")
+        expect("validation not checked: this resolver does not validate" in dnssec["reason"]
+               and "run without --dns or with a validating resolver" in dnssec["reason"],
+               f"signed zone: says validation was not checked ({dnssec['reason']})")
+        expect(r.returncode == 0 and doc["exit"] == 0, f"clean signed zone: exit 0 (got {r.returncode})")
         areas = {f["area"] for f in doc["findings"]}
         expect(areas == {"lists", "rdns", "host", "mx", "spf", "dkim", "dmarc", "dnssec", "port25"},
                f"every area reported (got {sorted(areas)})")
@@ -201,11 +219,8 @@ def main():
         one(doc, "rdns", "192.0.2.10", "PTR mx.clean.test resolves back to 192.0.2.10", "ok", "clean PTR")
         one(doc, "spf", "clean.test", "192.0.2.10 is authorised", "ok", "clean SPF")
         one(doc, "dmarc", "clean.test", "p=reject", "ok", "clean DMARC")
-        r = doctor(vigil, conf, server.port, "--json", "--skip", "dnssec")
-        doc = findings(r)
-        expect(r.returncode == 0 and doc["summary"]["warn"] == 0 and doc["summary"]["fail"] == 0
-               and doc["summary"]["unknown"] == 0 and doc["exit"] == 0,
-               f"clean zone without DNSSEC: all ok, exit 0 (got {r.returncode}, {doc['summary']})")
+        expect(doc["summary"]["warn"] == 0 and doc["summary"]["fail"] == 0 and doc["summary"]["unknown"] == 0,
+               f"clean zone: summary all ok ({doc['summary']})")
         table = doctor(vigil, conf, server.port, "--skip", "dnssec")
         expect(table.returncode == 0 and "\nclean.test\n" in table.stdout and "\n192.0.2.10\n" in table.stdout
                and "\033" not in table.stdout, "the table groups by subject, no colour into a pipe")
@@ -255,7 +270,14 @@ def main():
         f = one(doc, "dmarc", "faulty.test", "p=none without rua", "warn", "p=none without rua")
         expect(f["fix"].endswith('_dmarc.faulty.test. IN TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@faulty.test"'),
                f"p=none: fix ({f['fix']})")
-        one(doc, "dnssec", "faulty.test", "cannot tell", "unknown", "unsigned zone through the test server")
+        f = one(doc, "dnssec", "faulty.test", "the zone is not signed (no DNSKEY)", "warn", "unsigned zone")
+        expect("Sign the zone" in f["fix"] and "DS record at your registrar" in f["fix"], f"unsigned zone: fix ({f['fix']})")
+        others = [a for area in ("lists", "rdns", "host", "mx", "spf", "dkim", "dmarc", "port25") for a in ("--skip", area)]
+        r = doctor(vigil, conf, server.port, "--json", "--domain", "stale.test", *others)
+        doc = findings(r)
+        f = one(doc, "dnssec", "stale.test", "signatures expired on 2020-02-01 00:00 UTC", "fail", "expired signatures")
+        expect("Re-sign the zone now" in f["fix"], f"expired signatures: fix ({f['fix']})")
+        expect(r.returncode == 2 and len(doc["findings"]) == 1, f"expired signatures alone: exit 2 (got {r.returncode})")
         r = doctor(vigil, conf, server.port)
         expect(r.returncode == 2 and "FAIL  lists   LISTED on bl.doctor.test" in r.stdout, "the table shows the listing")
 

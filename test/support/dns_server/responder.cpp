@@ -317,6 +317,8 @@ PktPtr reply_skeleton(const ldns_pkt* query, std::uint16_t id) {
         ldns_pkt_push_rr(reply.get(), LDNS_SECTION_QUESTION, ldns_rr_clone(ldns_rr_list_rr(question, i)));
     }
     if (ldns_pkt_edns(query)) ldns_pkt_set_edns_udp_size(reply.get(), kOurEdnsUdpSize);
+    // RFC 3225 §3: the DO bit is copied into the response.
+    if (ldns_pkt_edns_do(query)) ldns_pkt_set_edns_do(reply.get(), true);
     return reply;
 }
 
@@ -389,7 +391,18 @@ struct Responder::Impl {
         ldns_rr_set_ttl(res.negative_soa.get(), std::min(ldns_rr_ttl(zone.soa.get()), minimum));
     }
 
-    Resolution resolve(const ldns_rdf* qname, ldns_rr_type qtype) const {
+    // RFC 4035 §3.1.1: a DO query gets the RRSIGs of the zone data that cover each answered record's
+    // type (read from the zone file as they are; nothing is signed here). Negative answers get no NSEC.
+    static void add_signatures(std::vector<RrPtr>& answer, const Node& node, ldns_rr_type type,
+                               const ldns_rdf* owner) {
+        for (const auto& rr : node.rrs) {
+            if (ldns_rr_get_type(rr.get()) != LDNS_RR_TYPE_RRSIG || ldns_rr_rd_count(rr.get()) == 0) continue;
+            if (ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr.get())) == type)
+                answer.push_back(clone_rr(rr.get(), owner));
+        }
+    }
+
+    Resolution resolve(const ldns_rdf* qname, ldns_rr_type qtype, bool dnssec_ok = false) const {
         Resolution res;
         RdfPtr current(ldns_rdf_clone(qname));
         std::unordered_set<NameKey> visited;
@@ -421,6 +434,7 @@ struct Responder::Impl {
             const ldns_rr* cname = node->first_of(LDNS_RR_TYPE_CNAME);
             if (cname != nullptr && qtype != LDNS_RR_TYPE_CNAME && qtype != LDNS_RR_TYPE_ANY) {
                 res.answer.push_back(clone_rr(cname, owner));
+                if (dnssec_ok) add_signatures(res.answer, *node, LDNS_RR_TYPE_CNAME, owner);
                 res.outcome = Outcome::kAnswer;
                 const ldns_rdf* target = ldns_rr_rdf(cname, 0);
                 if (step + 1 >= kMaxCnameChain || visited.contains(key_of(target))) return res;
@@ -436,6 +450,8 @@ struct Responder::Impl {
                 }
             }
             if (found) {
+                const bool sigs = dnssec_ok && qtype != LDNS_RR_TYPE_ANY && qtype != LDNS_RR_TYPE_RRSIG;
+                if (sigs) add_signatures(res.answer, *node, qtype, owner);
                 res.outcome = Outcome::kAnswer;
             } else {
                 negative(res, *zone, Outcome::kNodata);
@@ -520,7 +536,7 @@ struct Responder::Impl {
             return finish(rcode_only(q.get(), LDNS_RCODE_REFUSED), "refused");
         }
 
-        Resolution res = resolve(qname, qtype);
+        Resolution res = resolve(qname, qtype, ldns_pkt_edns_do(q.get()));
         if (res.outcome == Outcome::kRefused)
             return finish(rcode_only(q.get(), LDNS_RCODE_REFUSED), "refused");
 
