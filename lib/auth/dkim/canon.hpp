@@ -22,6 +22,8 @@ std::string_view to_string(Canon c);
 
 // "name:value\r\n" in the given canonicalisation; `value` is the exact bytes after the colon.
 std::string canon_header(Canon c, std::string_view name, std::string_view value);
+// The same, appended to `out`.
+void append_canon_header(std::string& out, Canon c, std::string_view name, std::string_view value);
 
 // Streaming body canonicaliser: feed() any chunking of the body, then finish(). Output is handed
 // to `sink` in pieces. Memory is bounded by the output buffer whatever the input (long lines,
@@ -34,7 +36,19 @@ public:
         std::size_t i = 0, n = chunk.size();
         while (i < n) {
             if (cr_pending_ || special(chunk[i])) {
-                step(chunk[i++], sink);
+                // The two things every line has, taken whole rather than a byte at a time: its CRLF,
+                // and (relaxed) a run of white space, which is one pending space however long.
+                if (!cr_pending_ && chunk[i] == '\r' && i + 1 < n && chunk[i + 1] == '\n') {
+                    wsp_pending_ = false;  // relaxed: white space at the end of a line goes
+                    ++pending_crlf_;
+                    i += 2;
+                } else if (!cr_pending_ && chunk[i] != '\r') {  // relaxed SP or HTAB
+                    wsp_pending_ = true;
+                    while (++i < n && (chunk[i] == ' ' || chunk[i] == '\t')) {
+                    }
+                } else {
+                    step(chunk[i++], sink);
+                }
                 continue;
             }
             // A run of ordinary bytes goes out in one piece.
@@ -43,21 +57,7 @@ public:
                 const void* cr = std::memchr(chunk.data() + j, '\r', n - j);
                 j = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - chunk.data()) : n;
             } else {
-                // A single space between two ordinary bytes is already canonical, so ordinary text
-                // goes out a line at a time instead of a word at a time.
-                const char* p = chunk.data();
-                while (j < n) {
-                    char c = p[j];
-                    if (c == '\r' || c == '\t') break;
-                    if (c == ' ') {
-                        if (j + 1 < n && p[j + 1] != ' ' && p[j + 1] != '\t' && p[j + 1] != '\r') {
-                            j += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    ++j;
-                }
+                j = relaxed_run_end(chunk.data(), j, n);
             }
             content(chunk[i], sink);
             put_run(chunk.substr(i + 1, j - i - 1), sink);
@@ -76,6 +76,11 @@ public:
         if (emitted_any_ || canon_ == Canon::simple) put_run("\r\n", sink);
         flush(sink);
     }
+
+    // Relaxed: the end of the run from `j` whose bytes all go out unchanged: no CR, no HTAB, and a
+    // space only when the byte after it (within p[0, n)) is none of SP, HTAB, CR. A single space
+    // between two ordinary bytes is already canonical, so ordinary text goes out a line at a time.
+    static std::size_t relaxed_run_end(const char* p, std::size_t j, std::size_t n);
 
 private:
     static constexpr std::size_t buffer_size = 16 * 1024;

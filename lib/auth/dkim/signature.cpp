@@ -24,19 +24,28 @@ std::optional<std::uint64_t> parse_number(std::string_view v, std::size_t max_di
     return n;
 }
 
-// Splits on `sep`, trimming FWS around each piece.
-std::vector<std::string_view> split(std::string_view v, char sep) {
-    std::vector<std::string_view> out;
+// Calls f(piece) for each piece of `v` split on `sep`, with FWS around it trimmed, until f returns
+// false; returns false then. No allocation: d=, s= and h= are split on every signature.
+template <class F>
+bool each_piece(std::string_view v, char sep, F&& f) {
     std::size_t start = 0;
     while (true) {
         auto end = v.find(sep, start);
         auto piece = v.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
         while (!piece.empty() && is_fws(piece.front())) piece.remove_prefix(1);
         while (!piece.empty() && is_fws(piece.back())) piece.remove_suffix(1);
-        out.push_back(piece);
-        if (end == std::string_view::npos) break;
+        if (!f(piece)) return false;
+        if (end == std::string_view::npos) return true;
         start = end + 1;
     }
+}
+
+std::vector<std::string_view> split(std::string_view v, char sep) {
+    std::vector<std::string_view> out;
+    each_piece(v, sep, [&](std::string_view piece) {
+        out.push_back(piece);
+        return true;
+    });
     return out;
 }
 
@@ -66,33 +75,36 @@ std::string_view to_string(Result r) {
 
 bool valid_domain(std::string_view d) {
     if (d.empty() || d.size() > limits::max_domain_length) return false;
-    for (auto label : split(d, '.')) {
+    return each_piece(d, '.', [](std::string_view label) {
         if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
         for (char c : label) {
             bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
             if (!ok) return false;
         }
-    }
-    return true;
+        return true;
+    });
 }
 
 SignatureParse parse_signature(std::string_view value, const SignaturePolicy& policy) {
     SignatureParse out;
     auto tags = parse_tag_list(value);
+    bool readable = false;  // out's report fields are filled
     auto fail = [&](std::string why, Result r = Result::permerror) {
+        // Keep what can be read for reports even if the rest is broken (only here: a good signature
+        // fills them from the parsed values, and this pass is a good part of a parse's cost).
+        for (std::size_t k = 0; !readable && k < tags.tags.size(); ++k) {
+            const auto& t = tags.tags[k];
+            if (t.name == "d") out.domain = printable(core::to_lower(t.value), limits::max_domain_length);
+            if (t.name == "s") out.selector = printable(core::to_lower(t.value), limits::max_domain_length);
+            if (t.name == "a") out.algorithm = printable(core::to_lower(t.value), 32);
+            if (t.name == "b") out.b_text = printable(strip_fws(t.value), 8);
+            if (t.name == "i") out.identity = printable(t.value, 128);
+        }
         out.error = r;
         out.detail = std::move(why);
         out.sig.reset();
         return out;
     };
-    // Keep what can be read for reports even if the rest is broken.
-    for (const auto& t : tags.tags) {
-        if (t.name == "d") out.domain = printable(core::to_lower(t.value), limits::max_domain_length);
-        if (t.name == "s") out.selector = printable(core::to_lower(t.value), limits::max_domain_length);
-        if (t.name == "a") out.algorithm = printable(core::to_lower(t.value), 32);
-        if (t.name == "b") out.b_text = printable(strip_fws(t.value), 8);
-        if (t.name == "i") out.identity = printable(t.value, 128);
-    }
     if (!tags.ok()) return fail("signature syntax: " + tags.error);
     Signature s;
     for (auto req : {"v", "a", "b", "bh", "d", "h", "s"}) {
@@ -135,19 +147,30 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
         s.body_canon = *b;
     }
 
-    auto h_names = split(tags.find("h")->value, ':');
-    if (h_names.size() > limits::max_signed_header_names)
+    const auto h_value = tags.find("h")->value;
+    const auto h_count = static_cast<std::size_t>(std::count(h_value.begin(), h_value.end(), ':')) + 1;
+    if (h_count > limits::max_signed_header_names)
         return fail("h= names more than " + std::to_string(limits::max_signed_header_names) + " fields");
+    s.signed_headers.reserve(h_count);
     bool has_from = false;
-    for (auto n : h_names) {
-        if (n.empty()) return fail("empty header name in h=");
+    const char* h_error = nullptr;
+    each_piece(h_value, ':', [&](std::string_view n) {
+        if (n.empty()) {
+            h_error = "empty header name in h=";
+            return false;
+        }
         for (char c : n) {
             auto u = static_cast<unsigned char>(c);
-            if (u <= 0x20 || u >= 0x7f || c == ':') return fail("invalid header name in h=");
+            if (u <= 0x20 || u >= 0x7f || c == ':') {
+                h_error = "invalid header name in h=";
+                return false;
+            }
         }
         s.signed_headers.push_back(core::to_lower(n));
         if (s.signed_headers.back() == "from") has_from = true;
-    }
+        return true;
+    });
+    if (h_error) return fail(h_error);
     if (!has_from) return fail("h= does not include From");
 
     const auto* b = tags.find("b");
@@ -202,6 +225,7 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
     out.algorithm = s.algorithm;
     out.b_text = s.b_text.substr(0, 8);
     out.identity = printable(s.identity, 128);
+    readable = true;
     if (s.hash == HashAlg::sha1 && !policy.allow_sha1) {
         out.sig = std::move(s);
         return fail("rsa-sha1 refused (RFC 8301)", Result::policy);
@@ -275,8 +299,10 @@ std::string header_hash_input(const std::vector<HeaderRef>& headers, Canon canon
                               const std::vector<std::string>& signed_names, std::string_view sig_name,
                               std::string_view sig_value, std::size_t b_begin, std::size_t b_end) {
     std::string data;
+    data.reserve(1024);
     // For each name, the next instance from the bottom not yet used.
     std::vector<std::pair<std::string_view, std::size_t>> used;  // name -> instances consumed
+    used.reserve(signed_names.size());
     for (const auto& name : signed_names) {
         auto it = std::find_if(used.begin(), used.end(), [&](const auto& p) { return p.first == name; });
         if (it == used.end()) {
@@ -285,21 +311,20 @@ std::string header_hash_input(const std::vector<HeaderRef>& headers, Canon canon
         }
         std::size_t skip = it->second;
         for (auto h = headers.rbegin(); h != headers.rend(); ++h) {
-            if (!core::iequals(h->name, name)) continue;
+            if (h->name.size() != name.size() || !core::iequals(h->name, name)) continue;
             if (skip > 0) {
                 --skip;
                 continue;
             }
-            data += canon_header(canon, h->name, h->value);
+            append_canon_header(data, canon, h->name, h->value);
             break;
         }
         ++it->second;
     }
     std::string blanked(sig_value.substr(0, b_begin));
     if (b_end <= sig_value.size()) blanked.append(sig_value.substr(b_end));
-    auto last = canon_header(canon, sig_name, blanked);
-    last.resize(last.size() - 2);  // no CRLF after the signature field itself
-    data += last;
+    append_canon_header(data, canon, sig_name, blanked);
+    data.resize(data.size() - 2);  // no CRLF after the signature field itself
     return data;
 }
 

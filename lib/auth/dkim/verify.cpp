@@ -38,7 +38,9 @@ void Verifier::begin(const std::vector<HeaderRef>& headers, std::int64_t now) {
     std::size_t verified = 0;
     for (std::size_t i = 0; i < headers.size() && sigs_.size() < limits::max_signature_fields; ++i) {
         if (!core::iequals(headers[i].name, "DKIM-Signature")) continue;
-        Entry e;
+        // Built in place: an Entry is large, and moving one cost more than most of its parse.
+        if (sigs_.empty()) sigs_.reserve(4);
+        auto& e = sigs_.emplace_back();
         e.field = i;
         e.parse = parse_signature(headers[i].value, pol);
         auto& p = e.parse;
@@ -56,26 +58,24 @@ void Verifier::begin(const std::vector<HeaderRef>& headers, std::int64_t now) {
             e.early = r;
         } else {
             const auto& s = *p.sig;
-            auto r = base_result(p);
-            r.length_used = s.length.has_value();
+            auto early = [&](std::string why) {
+                auto r = base_result(p);
+                r.length_used = s.length.has_value();
+                r.result = Result::permerror;
+                r.detail = std::move(why);
+                e.early = std::move(r);
+            };
             if (s.expiry && *s.expiry + options_.clock_skew < now) {
-                r.result = Result::permerror;
-                r.detail = "signature expired (x=" + std::to_string(*s.expiry) + ")";
-                e.early = r;
+                early("signature expired (x=" + std::to_string(*s.expiry) + ")");
             } else if (s.timestamp && *s.timestamp > now + options_.clock_skew) {
-                r.result = Result::permerror;
-                r.detail = "signature timestamp t= is in the future";
-                e.early = r;
+                early("signature timestamp t= is in the future");
             } else if (!hashes_.register_need(s.body_canon, s.hash, s.length)) {
-                r.result = Result::permerror;
-                r.detail = "too many distinct body hashes or l= values";
-                e.early = r;
+                early("too many distinct body hashes or l= values");
             } else {
                 e.verify = true;
                 ++verified;
             }
         }
-        sigs_.push_back(std::move(e));
     }
 }
 

@@ -38,3 +38,33 @@ TEST_CASE("dkim tags: raw offsets of values", "[dkim][tags]") {
     const auto* b = t.find("b");
     CHECK(text.substr(b->raw_begin, b->raw_end - b->raw_begin) == " xyz ");
 }
+
+TEST_CASE("dkim tags: value checks agree with the grammar, byte by byte", "[dkim][tags]") {
+    for (int u = 0; u < 256; ++u) {
+        auto c = static_cast<char>(u);
+        bool valchar = u >= 0x21 && u <= 0x7e && c != ';';
+        bool fws = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+        for (std::size_t at : {0u, 1u, 17u, 40u}) {
+            std::string value(41, 'v');
+            value[at] = c;
+            const std::string text = "a=1; b=" + value + "; c=2";  // the tags are views into it
+            auto t = parse_tag_list(text);
+            INFO("byte " << u << " at " << at);
+            if (c == ';') {
+                CHECK_FALSE(t.ok());  // "vvv" after the ';' is a tag without '='
+            } else if (valchar || fws) {
+                REQUIRE(t.ok());
+                REQUIRE(t.find("b"));
+                auto expected = value;  // FWS around the value is not part of it
+                while (!expected.empty() && is_fws(expected.back())) expected.pop_back();
+                std::size_t lead = 0;
+                while (lead < expected.size() && is_fws(expected[lead])) ++lead;
+                CHECK(t.find("b")->value == expected.substr(lead));
+                CHECK(t.find("c")->value == "2");
+            } else {
+                CHECK_FALSE(t.ok());
+                CHECK(t.error.find("invalid byte in value of tag 'b'") != std::string::npos);
+            }
+        }
+    }
+}
