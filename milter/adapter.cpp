@@ -33,22 +33,34 @@ std::string macro(SMFICTX* ctx, const char* name) {
 }
 
 // libmilter hands header values with bare LF between folded lines; Vigil keeps CRLF everywhere.
-std::string to_crlf(const char* raw) {
-    std::string out;
-    for (const char* p = raw; *p; ++p) {
-        if (*p == '\n' && (p == raw || p[-1] != '\r')) out += '\r';
-        out += *p;
+// `scratch` holds the converted text when there is anything to convert (folded fields only).
+std::string_view to_crlf(const char* raw, std::string& scratch) {
+    std::string_view in(raw);
+    auto lf = in.find('\n');
+    if (lf == std::string_view::npos) return in;
+    scratch.clear();
+    scratch.reserve(in.size() + 8);
+    std::size_t from = 0;
+    for (; lf != std::string_view::npos; lf = in.find('\n', from)) {
+        scratch.append(in.substr(from, lf - from));
+        if (lf == 0 || in[lf - 1] != '\r') scratch += '\r';
+        scratch += '\n';
+        from = lf + 1;
     }
-    return out;
+    scratch.append(in.substr(from));
+    return scratch;
 }
 
 // ...and expects LF-only folding in values we send back.
 std::string to_lf(std::string_view s, bool leadspc) {
     std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') continue;
-        out += s[i];
+    out.reserve(s.size());
+    std::size_t from = 0;
+    for (auto cr = s.find("\r\n"); cr != std::string_view::npos; cr = s.find("\r\n", from)) {
+        out.append(s.substr(from, cr - from));
+        from = cr + 1;  // keeps the LF
     }
+    out.append(s.substr(from));
     if (!leadspc && !out.empty() && out.front() == ' ') out.erase(0, 1);
     return out;
 }
@@ -119,10 +131,15 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
         *pf3 = 0;
         p->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
         p->noreply = *pf1 & noreply;
+        // Only the macros the callbacks read. This does not save packets: Postfix sends a macro packet
+        // before every event (each header and body chunk with the EOH and EOM lists), and an empty list
+        // means "Postfix's default list", so EOH and EOM keep "i" (the queue id, also their default).
+        // It saves the bytes and libmilter's copying of values nobody reads (j, {client_name},
+        // {mail_addr}, {rcpt_addr}, and Postfix's defaults {auth_author}, {mail_host}, ...).
         if (*pf0 & SMFIF_SETSYMLIST) {
-            smfi_setsymlist(ctx, SMFIM_CONNECT, const_cast<char*>("j {daemon_name} {client_addr} {client_name}"));
-            smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_type} {auth_authen} {mail_addr}"));
-            smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("i {rcpt_addr}"));
+            smfi_setsymlist(ctx, SMFIM_CONNECT, const_cast<char*>("{daemon_name} {client_addr}"));
+            smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_type} {auth_authen}"));
+            smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("i"));
             smfi_setsymlist(ctx, SMFIM_EOH, const_cast<char*>("i"));
             smfi_setsymlist(ctx, SMFIM_EOM, const_cast<char*>("i"));
         }
@@ -139,7 +156,11 @@ Priv& ensure_priv(SMFICTX* ctx) {
         p = fresh.release();
         smfi_setpriv(ctx, p);
     }
-    if (!p->session) p->session = std::make_unique<policy::Session>(p->config, g_daemon->services());
+    if (!p->session) {
+        auto services = g_daemon->services();
+        services.keep_reports = false;  // only `vigil check` shows them
+        p->session = std::make_unique<policy::Session>(p->config, services);
+    }
     return *p;
 }
 
@@ -191,7 +212,8 @@ sfsistat on_data(SMFICTX* ctx) noexcept {
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
     GUARD("header", {
         Priv& p = ensure_priv(ctx);
-        p.session->header(name ? name : "", to_crlf(value ? value : ""));
+        std::string scratch;
+        p.session->header(name ? name : "", to_crlf(value ? value : "", scratch));
         return (p.noreply & SMFIP_NR_HDR) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     })
 }

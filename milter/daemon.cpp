@@ -8,10 +8,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <paths.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -105,7 +109,46 @@ bool Daemon::reload() {
     }
 }
 
-void log_line(int priority, const std::string& line) { syslog(priority, "%s", line.c_str()); }
+namespace {
+
+std::string g_log_ident;  // set once in open_log, before any other thread exists
+bool g_log_foreground = false;
+std::atomic<bool> g_syslog_socket{true};
+std::atomic<std::int64_t> g_next_syslog_probe_ns{0};
+
+// glibc's syslog() retries socket() + connect() + close() on every line while nothing listens on
+// /dev/log (containers, minimal VMs: three system calls and a failed connect per message), and the
+// line is lost anyway. So look for the socket at most once a second and skip syslog() meanwhile.
+bool syslog_socket_present() {
+    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (now >= g_next_syslog_probe_ns.load(std::memory_order_relaxed)) {
+        g_next_syslog_probe_ns.store(now + std::chrono::nanoseconds(std::chrono::seconds(1)).count(),
+                                     std::memory_order_relaxed);
+        struct stat st {};
+        g_syslog_socket.store(stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode), std::memory_order_relaxed);
+    }
+    return g_syslog_socket.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void open_log(bool foreground) {
+    // The pid goes into the ident instead of LOG_PID: the text is the same ("vigil-milter[PID]: ..."),
+    // but glibc (>= 2.25, no pid cache) would call getpid() for every line.
+    g_log_ident = fmt::format("vigil-milter[{}]", getpid());
+    g_log_foreground = foreground;
+    openlog(g_log_ident.c_str(), LOG_NDELAY | (foreground ? LOG_PERROR : 0), LOG_MAIL);
+}
+
+void log_line(int priority, const std::string& line) {
+    if (g_log_ident.empty() || syslog_socket_present()) {
+        syslog(priority, "%s", line.c_str());
+    } else if (g_log_foreground) {
+        // What LOG_PERROR would have written, in one write.
+        std::string out = g_log_ident + ": " + line + '\n';
+        [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());
+    }
+}
 
 int set_nodelay_on_listeners() {
     int set = 0;

@@ -38,6 +38,9 @@ private:
     std::unique_ptr<doctor::Monitor> monitor_;  // after runtime_: stopped before its resolver goes
 };
 
+// openlog(LOG_MAIL) as "vigil-milter[PID]"; `foreground` mirrors every line to stderr.
+void open_log(bool foreground);
+
 // syslog(LOG_MAIL) at the given priority; peer data must already be made printable.
 void log_line(int priority, const std::string& line);
 

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    openlog("vigil-milter", LOG_PID | LOG_NDELAY | (foreground ? LOG_PERROR : 0), LOG_MAIL);
+    vigil::milter::open_log(foreground);
     vigil::milter::Daemon daemon(config_path, ov, config, foreground);
     vigil::milter::set_daemon(&daemon);
 

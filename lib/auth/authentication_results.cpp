@@ -1,8 +1,7 @@
 #include "auth/authentication_results.hpp"
 
 #include <algorithm>
-
-#include <fmt/format.h>
+#include <array>
 
 #include "auth/authentication_results_limits.hpp"
 #include "core/printable.hpp"
@@ -33,11 +32,16 @@ bool is_property(std::string_view s) {
 }
 
 // RFC 2045 token: printable ASCII without space and tspecials.
+constexpr std::array<bool, 256> token_chars = [] {
+    std::array<bool, 256> t{};
+    constexpr std::string_view tspecials = "()<>@,;:\\\"/[]?=";
+    for (int c = 0x21; c < 0x7f; ++c) t[c] = tspecials.find(static_cast<char>(c)) == std::string_view::npos;
+    return t;
+}();
+
 bool is_token(std::string_view s) {
-    static constexpr std::string_view tspecials = "()<>@,;:\\\"/[]?=";
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-        return c > 0x20 && c < 0x7f && tspecials.find(c) == std::string_view::npos;
-    });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return token_chars[static_cast<unsigned char>(c)]; });
 }
 
 // RFC 5322 dot-atom.
@@ -76,6 +80,11 @@ bool is_address(std::string_view s) {
 // max + 3 is cut to at most `max` bytes (never inside a \xNN) followed by "...", so a text this
 // function wrote comes back unchanged: the formatter is stable when it reads its own output.
 std::string header_text(std::string_view raw, std::size_t max) {
+    // Nearly every value is short printable ASCII: copied as is.
+    if (raw.size() <= max + 3 &&
+        std::all_of(raw.begin(), raw.end(), [](char c) { return c >= 0x20 && c < 0x7f; }))
+        return std::string(raw);
+    static constexpr char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(std::min(raw.size(), max) + 3);
     std::size_t cut = std::string::npos;  // out's size before the first piece past `max`
@@ -84,7 +93,8 @@ std::string header_text(std::string_view raw, std::size_t max) {
         if (c >= 0x20 && c < 0x7f) {
             out += static_cast<char>(c);
         } else {
-            out += fmt::format("\\x{:02x}", c);
+            const char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 0xf]};
+            out.append(esc, 4);
         }
         if (cut == std::string::npos && out.size() > max) cut = before;
         if (out.size() > max + 3) {
@@ -148,20 +158,37 @@ int method_rank(std::string_view method) {
     return 4;
 }
 
+std::string joined(std::string_view a, char sep, std::string_view b) {
+    std::string out;
+    out.reserve(a.size() + 1 + b.size());
+    out.append(a);
+    out += sep;
+    out.append(b);
+    return out;
+}
+
 // The parts of a resinfo between which it may be folded.
 std::vector<std::string> parts_of(const ResInfo& r) {
     std::vector<std::string> parts;
-    parts.push_back(r.method + "=" + r.result);
+    parts.reserve(1 + r.comments.size() + (r.reason ? 1 : 0) + r.properties.size());
+    parts.push_back(joined(r.method, '=', r.result));
     for (const auto& c : r.comments) parts.push_back(comment(c));
     if (r.reason) {
         auto v = header_text(*r.reason, limits::max_value_length);
-        parts.push_back("reason=" + (is_token(v) ? v : quoted(v)));
+        parts.push_back(joined("reason", '=', is_token(v) ? v : quoted(v)));
     }
     for (const auto& p : r.properties) {
         auto v = ar_value(p.value);
-        parts.push_back(p.name + "=" + (p.quoted && v.front() != '"' ? quoted(v) : v));
+        parts.push_back(joined(p.name, '=', p.quoted && v.front() != '"' ? quoted(v) : v));
     }
     return parts;
+}
+
+void append_joined(std::string& out, const std::vector<std::string>& parts) {
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (i) out += ' ';
+        out += parts[i];
+    }
 }
 
 }  // namespace
@@ -246,15 +273,13 @@ std::string dnssec_comment(dns::Dnssec status) {
 
 std::string resinfo_text(const ResInfo& r) {
     std::string out;
-    for (const auto& p : parts_of(r)) {
-        if (!out.empty()) out += ' ';
-        out += p;
-    }
+    append_joined(out, parts_of(r));
     return out;
 }
 
 std::string format_authentication_results(std::string_view authserv_id, const std::vector<std::string>& resinfos) {
     std::vector<ResInfo> results;
+    results.reserve(std::min(resinfos.size(), limits::max_resinfos));
     for (const auto& text : resinfos) {
         if (results.size() >= limits::max_resinfos) break;
         if (auto r = parse_resinfo(text)) results.push_back(std::move(*r));
@@ -266,24 +291,36 @@ std::string format_authentication_results(std::string_view authserv_id, const st
     std::string out = " " + (is_token(id) ? id : quoted(id)) + ";";
     if (results.empty()) return out + " none";
 
+    // Each resinfo's parts once; the one-line form is only measured before it is written.
     std::vector<std::vector<std::string>> parts;
-    std::string one_line = out;
+    parts.reserve(results.size());
+    std::size_t one_line = out.size();
     for (std::size_t i = 0; i < results.size(); ++i) {
         parts.push_back(parts_of(results[i]));
-        auto text = resinfo_text(results[i]);
-        one_line += " " + text + (i + 1 < results.size() ? ";" : "");
+        for (const auto& p : parts.back()) one_line += 1 + p.size();
+        if (i + 1 < results.size()) ++one_line;  // ';'
     }
-    if (name_columns + one_line.size() <= line_limit) return one_line;
+    if (name_columns + one_line <= line_limit) {
+        out.reserve(one_line);
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            out += ' ';
+            append_joined(out, parts[i]);
+            if (i + 1 < parts.size()) out += ';';
+        }
+        return out;
+    }
 
+    out.reserve(one_line + parts.size() * fold.size() * 2);
     for (std::size_t i = 0; i < parts.size(); ++i) {
         out += fold;
         std::size_t col = tab_columns;
         for (std::size_t j = 0; j < parts[i].size(); ++j) {
-            auto word = parts[i][j];
-            if (j + 1 == parts[i].size() && i + 1 < parts.size()) word += ';';
+            const auto& word = parts[i][j];
+            bool semicolon = j + 1 == parts[i].size() && i + 1 < parts.size();
+            std::size_t width = word.size() + (semicolon ? 1 : 0);
             if (j == 0) {
                 // Nothing to fold before the method.
-            } else if (col + 1 + word.size() > line_limit) {
+            } else if (col + 1 + width > line_limit) {
                 out += fold;
                 col = tab_columns;
             } else {
@@ -291,7 +328,8 @@ std::string format_authentication_results(std::string_view authserv_id, const st
                 col += 1;
             }
             out += word;
-            col += word.size();
+            if (semicolon) out += ';';
+            col += width;
         }
     }
     return out;

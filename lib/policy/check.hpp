@@ -71,6 +71,8 @@ public:
     // A JSON value (object or array, already serialised) that `vigil check --json` shows under `key`,
     // e.g. "spf" -> {"result":"pass",...}. Also kept in the verdict for tests.
     virtual void add_report(std::string key, std::string json) = 0;
+    // False when nobody will read the reports (the milter): a check may skip building them.
+    virtual bool wants_reports() const { return true; }
     // Something the operator must learn about (e.g. a block list refusing our queries): logged at
     // warning level with the message's decision. Made printable by the logger, but keep it short.
     virtual void warn(std::string message) = 0;

@@ -63,7 +63,10 @@ public:
     void prepend_header(std::string name, std::string value) override {
         into_.prepend.emplace_back(std::move(name), std::move(value));
     }
-    void add_report(std::string key, std::string json) override { into_.reports.emplace_back(std::move(key), std::move(json)); }
+    void add_report(std::string key, std::string json) override {
+        if (s_.services_.keep_reports) into_.reports.emplace_back(std::move(key), std::move(json));
+    }
+    bool wants_reports() const override { return s_.services_.keep_reports; }
     void warn(std::string message) override { into_.warnings.push_back(std::move(message)); }
     AuthFacts& facts() override { return s_.facts_; }
     CheckState* state(const Check& by) override {

@@ -33,6 +33,7 @@ struct Services {
     dns::Resolver* resolver = nullptr;     // null: every lookup fails as servfail ("no resolver")
     dns::CachingResolver* cache = nullptr;  // for parsed objects; usually the same object as resolver
     report::DmarcStore* dmarc_store = nullptr;  // null: DMARC aggregate reporting is off
+    bool keep_reports = true;  // false: Context::wants_reports() says so, verdict.reports stays empty
 };
 
 class Session {

@@ -1,5 +1,8 @@
 #include "report/decision_log.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 #include <fmt/format.h>
 
 #include "core/limits.hpp"
@@ -42,18 +45,22 @@ std::string format_decision(policy::LogFormat format, const core::Envelope& env,
             v.reject_threshold, symbols, forced, ip_text(env), json_escape(printable(env.helo)),
             json_escape(printable(env.mail_from)), env.rcpt_count, ms);
     }
-    std::string symbols;
+    // One buffer for the whole line (a message's line has a dozen symbols or more).
+    std::string out;
+    out.reserve(256 + 32 * std::min(v.symbols.size(), core::limits::max_log_symbols));
+    auto it = std::back_inserter(out);
+    fmt::format_to(it, "{}: {} action={} score={:.2f}/{:.2f} symbols=", queue_id(env), core::to_string(env.direction),
+                   core::to_string(v.action), v.score, v.reject_threshold);
+    if (v.symbols.empty()) out += "none";
     for (std::size_t i = 0; i < v.symbols.size() && i < core::limits::max_log_symbols; ++i) {
-        symbols += fmt::format("{}{}({:.2f})", i ? "," : "", v.symbols[i].name, v.symbols[i].score);
+        if (i) out += ',';
+        out += v.symbols[i].name;
+        fmt::format_to(it, "({:.2f})", v.symbols[i].score);
     }
-    std::string forced;
-    if (v.forced) {
-        forced = fmt::format(" forced=\"{}: {}\"", v.forced->check, printable(v.forced->reason));
-    }
-    return fmt::format("{}: {} action={} score={:.2f}/{:.2f} symbols={}{} ip={} helo={} from=<{}> rcpts={} ms={}",
-                       queue_id(env), core::to_string(env.direction), core::to_string(v.action), v.score,
-                       v.reject_threshold, symbols.empty() ? "none" : symbols, forced, ip_text(env),
-                       printable(env.helo.empty() ? "-" : env.helo), printable(env.mail_from), env.rcpt_count, ms);
+    if (v.forced) fmt::format_to(it, " forced=\"{}: {}\"", v.forced->check, printable(v.forced->reason));
+    fmt::format_to(it, " ip={} helo={} from=<{}> rcpts={} ms={}", ip_text(env),
+                   printable(env.helo.empty() ? "-" : env.helo), printable(env.mail_from), env.rcpt_count, ms);
+    return out;
 }
 
 std::string format_early_decision(policy::LogFormat format, const core::Envelope& env, std::string_view stage,

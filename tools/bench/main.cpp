@@ -66,6 +66,9 @@ Modes
   --callgrind [N]       user-space instructions per message of vigil-milter (and the floor) under
                         valgrind --tool=callgrind: 1 connection, 4 KiB RSA-signed, N messages
                         (default 1000) after 100 unmeasured; keeps the profile for callgrind_annotate
+  --syscalls [N]        system calls per message of each filter (default floor-rx,vigil), counted by
+                        strace -f -c attached after 200 unmeasured messages, over N messages (default
+                        2000) at the first --conns value (default 8), 4 KiB RSA-signed, persistent
 
 Set-up
   --vigil PATH --noop PATH --dns-server PATH --opendkim PATH
@@ -88,7 +91,8 @@ struct Options {
     std::string transport = "inet";
     std::optional<int> pin;
     bool nodelay = true, markdown = false, smoke = false, keep = false;
-    std::optional<std::uint64_t> callgrind;
+    std::optional<std::uint64_t> callgrind, syscalls;
+    bool conns_given = false;
     std::string vigil, noop, dns, opendkim;
     std::string floor_args = "--nodelay";
     std::uint64_t seed = 20260801;
@@ -161,6 +165,7 @@ Options parse(int argc, char** argv) {
             }
         } else if (a == "--conns") {
             o.conns.clear();
+            o.conns_given = true;
             for (auto& s : split(val(), ',')) {
                 int n = static_cast<int>(number(s, "connection count"));
                 if (n < 1 || n > 4096) die("connections must be 1..4096");
@@ -190,6 +195,9 @@ Options parse(int argc, char** argv) {
         } else if (a == "--callgrind") {
             o.callgrind = 1000;
             if (i + 1 < argc && argv[i + 1][0] != '-') o.callgrind = static_cast<std::uint64_t>(number(val(), "count"));
+        } else if (a == "--syscalls") {
+            o.syscalls = 2000;
+            if (i + 1 < argc && argv[i + 1][0] != '-') o.syscalls = static_cast<std::uint64_t>(number(val(), "count"));
         } else if (a == "--vigil") {
             o.vigil = val();
         } else if (a == "--noop") {
@@ -861,6 +869,114 @@ int run_callgrind(Bench& b) {
     return 0;
 }
 
+// True once every thread of `pid` is traced (strace -p attaches thread by thread).
+bool all_threads_traced(pid_t pid) {
+    std::error_code ec;
+    int n = 0;
+    for (const auto& t : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+        std::istringstream in(slurp(t.path().string() + "/status"));
+        std::string line;
+        bool traced = false;
+        while (std::getline(in, line)) {
+            if (line.rfind("TracerPid:", 0) == 0) traced = std::strtol(line.c_str() + 10, nullptr, 10) != 0;
+        }
+        if (!traced) return false;
+        ++n;
+    }
+    return n > 0;
+}
+
+// Where the kernel time goes: the filter's system calls per message, side by side. strace slows the
+// filter down, so only the counts mean anything, not its seconds.
+int run_syscalls(Bench& b) {
+    std::uint64_t n = *b.opt.syscalls;
+    const std::uint64_t warm = 200;
+    int conns = b.opt.conns_given ? b.opt.conns.front() : 8;
+    if (which("strace").empty()) die("needs strace (apt-get install strace)");
+    setup(b, {4096}, {Kind::plain, Kind::rsa, Kind::ed25519, Kind::dual});
+    std::printf("vigil-bench --syscalls: %s\n", machine_line().c_str());
+    std::printf("%llu messages, 4 KiB RSA-signed, %d persistent connection%s over %s, after %llu unmeasured\n",
+                static_cast<unsigned long long>(n), conns, conns == 1 ? "" : "s", b.opt.transport.c_str(),
+                static_cast<unsigned long long>(warm));
+    std::vector<std::string> names = b.opt.filters_given ? b.opt.filters : std::vector<std::string>{"floor-rx", "vigil"};
+    std::map<std::string, std::map<std::string, std::pair<double, double>>> table;  // syscall -> filter -> calls, errors
+    std::map<std::string, double> totals;
+    for (const auto& name : names) {
+        if (name == "opendkim" && b.opt.opendkim.empty()) continue;
+        b.start_filter(name, std::nullopt);
+        Filter& f = *b.filters.back();
+        LoadSpec s;
+        s.target = f.target;
+        s.connections = conns;
+        s.persistent = b.opt.persistent;
+        s.warmup_messages = warm;
+        s.messages = n;
+        s.nodelay = b.opt.nodelay;
+        s.corpus = pointers(b.corpus->cell(4096, Kind::rsa));
+        s.clients = b.corpus->clients();
+        std::string out = b.path("strace." + name);
+        Child tracer;
+        s.on_window_start = [&] {
+            tracer = Child({"strace", "-f", "-c", "-q", "-o", out, "-p", std::to_string(f.child.pid())},
+                           b.path("strace.log"));
+            for (int i = 0; i < 500 && !all_threads_traced(f.child.pid()); ++i) usleep(10000);
+            if (!all_threads_traced(f.child.pid())) die("strace did not attach: " + slurp(b.path("strace.log")));
+        };
+        auto r = run_load(s);
+        tracer.stop(10);  // strace detaches and writes its summary on SIGTERM
+        if (r.errors > 0 || r.completed != n) die(fmt::format("{} under strace: {}", name, outcome_text(r)));
+        // "% time  seconds  usecs/call  calls  errors syscall"
+        std::istringstream in(slurp(out));
+        std::string line;
+        bool any = false;
+        while (std::getline(in, line)) {
+            std::istringstream l(line);
+            std::vector<std::string> w;
+            for (std::string x; l >> x;) w.push_back(x);
+            if (w.size() < 5 || w.back() == "total" || w.back() == "syscall" || !std::isdigit(static_cast<unsigned char>(w[0][0])))
+                continue;
+            bool has_errors = w.size() == 6;
+            double calls = std::strtod(w[3].c_str(), nullptr) / static_cast<double>(n);
+            double errors = has_errors ? std::strtod(w[4].c_str(), nullptr) / static_cast<double>(n) : 0;
+            table[w.back()][name] = {calls, errors};
+            totals[name] += calls;
+            any = true;
+        }
+        if (!any) die("no strace summary for " + name + ": " + slurp(out));
+        f.child.stop(5);
+        b.filters.pop_back();
+    }
+    std::vector<std::pair<std::string, double>> rows;
+    for (const auto& [sc, by] : table) {
+        double most = 0;
+        for (const auto& [fname, ce] : by) most = std::max(most, ce.first);
+        rows.emplace_back(sc, most);
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& c) { return a.second > c.second; });
+    std::printf("%-18s", "calls per message");
+    for (const auto& name : names) std::printf(" %14s", name.c_str());
+    std::printf("\n");
+    for (const auto& [sc, most] : rows) {
+        if (most < 0.005) continue;
+        std::printf("%-18s", sc.c_str());
+        for (const auto& name : names) {
+            auto it = table[sc].find(name);
+            if (it == table[sc].end()) {
+                std::printf(" %14s", "-");
+            } else if (it->second.second > 0) {
+                std::printf(" %14s", fmt::format("{:.2f} ({:.2f} err)", it->second.first, it->second.second).c_str());
+            } else {
+                std::printf(" %14.2f", it->second.first);
+            }
+        }
+        std::printf("\n");
+    }
+    std::printf("%-18s", "total");
+    for (const auto& name : names) std::printf(" %14.2f", totals[name]);
+    std::printf("\n");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -881,7 +997,7 @@ int main(int argc, char** argv) {
     });
     int rc = 0;
     try {
-        rc = b.opt.callgrind ? run_callgrind(b) : b.opt.smoke ? run_smoke(b) : run_matrix(b);
+        rc = b.opt.callgrind ? run_callgrind(b) : b.opt.syscalls ? run_syscalls(b) : b.opt.smoke ? run_smoke(b) : run_matrix(b);
     } catch (const std::exception& e) {
         die(e.what());
     }

@@ -136,7 +136,15 @@ std::string upper(std::string_view s) {
     return out;
 }
 
-std::string json_string(std::string_view s) { return fmt::format("\"{}\"", core::json_escape(s)); }
+std::string json_string(std::string_view s) {
+    auto escaped = core::json_escape(s);
+    std::string out;
+    out.reserve(escaped.size() + 2);
+    out += '"';
+    out += escaped;
+    out += '"';
+    return out;
+}
 
 std::string json_strings(const std::vector<std::string>& v) {
     std::string out = "[";
@@ -269,9 +277,12 @@ void DmarcCheck::run(policy::Context& ctx) const {
     if (!st->from.ok()) {
         auto status = std::string(to_string(st->from.status));
         auto detail = core::printable(st->from.detail, 120);
-        ctx.add_report("dmarc", fmt::format("{{\"result\":{},\"from_status\":{},\"problem\":{}}}",
-                                            json_string(options_.bad_from == OnBadFrom::skip ? "skipped" : "permerror"),
-                                            json_string(status), json_string(detail)));
+        if (ctx.wants_reports()) {
+            ctx.add_report("dmarc",
+                           fmt::format("{{\"result\":{},\"from_status\":{},\"problem\":{}}}",
+                                       json_string(options_.bad_from == OnBadFrom::skip ? "skipped" : "permerror"),
+                                       json_string(status), json_string(detail)));
+        }
         if (options_.bad_from == OnBadFrom::skip) return;
         ctx.add_symbol(*this, "DMARC_BAD_FROM", 1.0, {status, detail});
         ctx.add_auth_result(fmt::format("dmarc=permerror (From: {})", status));
@@ -290,7 +301,10 @@ void DmarcCheck::run(policy::Context& ctx) const {
         d.at_org = true;
     }
     auto header_from = ar_value(author.name);
-    auto json_common = fmt::format("\"from\":{},\"policy_domain\":{}", json_string(author.name), json_string(d.domain));
+    const bool reports = ctx.wants_reports();
+    auto json_common = reports ? fmt::format("\"from\":{},\"policy_domain\":{}", json_string(author.name),
+                                             json_string(d.domain))
+                               : std::string();
 
     if (d.found != Found::record) {
         std::string result, symbol;
@@ -303,10 +317,12 @@ void DmarcCheck::run(policy::Context& ctx) const {
         if (!d.problem.empty()) opts.push_back(d.problem);
         ctx.add_symbol(*this, symbol, 1.0, opts);
         ctx.add_auth_result(fmt::format("dmarc={}{} header.from={}", result, dnssec_comment(d.dnssec), header_from));
-        std::string json = fmt::format("{{\"result\":{},{}", json_string(result), json_common);
-        if (!d.text.empty()) json += fmt::format(",\"record\":{}", json_string(d.text));
-        if (!d.problem.empty()) json += fmt::format(",\"problem\":{}", json_string(d.problem));
-        ctx.add_report("dmarc", json + "}");
+        if (reports) {
+            std::string json = fmt::format("{{\"result\":{},{}", json_string(result), json_common);
+            if (!d.text.empty()) json += fmt::format(",\"record\":{}", json_string(d.text));
+            if (!d.problem.empty()) json += fmt::format(",\"problem\":{}", json_string(d.problem));
+            ctx.add_report("dmarc", json + "}");
+        }
         if (d.found == Found::temperror && options_.tempfail_on_temperror) {
             ctx.force(*this, core::Action::tempfail, fmt::format("dmarc=temperror for {}", author.name),
                       core::SmtpReply{"451", "4.4.3", "DMARC: temporary DNS error, try again later"});
@@ -448,19 +464,22 @@ void DmarcCheck::run(policy::Context& ctx) const {
     ctx.add_auth_result(fmt::format("dmarc={}{} header.from={} policy.dmarc={}", result, dnssec_comment(d.dnssec),
                                     header_from, to_string(applied)));
 
-    std::vector<std::string> rua;
-    for (const auto& u : rec.rua) rua.push_back(core::printable(u.uri, max_shown));
-    ctx.add_report(
-        "dmarc",
-        fmt::format("{{\"result\":{},{},\"record\":{},\"p\":{},\"sp\":{},\"np\":{},\"adkim\":{},\"aspf\":{},\"pct\":{},"
-                    "\"rua\":{},\"policy\":{},\"policy_tag\":{},\"applied\":{},\"enforced\":{},\"spf_aligned\":{},"
-                    "\"dkim_aligned\":{},\"dkim_aligned_domains\":{},\"reasons\":{}}}",
-                    json_string(result), json_common, json_string(d.text), json_string(to_string(rec.p)),
-                    rec.sp ? json_string(to_string(*rec.sp)) : "null", rec.np ? json_string(to_string(*rec.np)) : "null",
-                    json_string(to_string(rec.adkim)), json_string(to_string(rec.aspf)), rec.pct, json_strings(rua),
-                    json_string(to_string(policy)), json_string(policy_tag), json_string(to_string(applied)),
-                    json_string(enforced), spf_aligned ? "true" : "false", dkim_aligned ? "true" : "false",
-                    json_strings(dkim_aligned_domains), json_strings(reasons)));
+    if (reports) {
+        std::vector<std::string> rua;
+        for (const auto& u : rec.rua) rua.push_back(core::printable(u.uri, max_shown));
+        ctx.add_report(
+            "dmarc",
+            fmt::format("{{\"result\":{},{},\"record\":{},\"p\":{},\"sp\":{},\"np\":{},\"adkim\":{},\"aspf\":{},"
+                        "\"pct\":{},\"rua\":{},\"policy\":{},\"policy_tag\":{},\"applied\":{},\"enforced\":{},"
+                        "\"spf_aligned\":{},\"dkim_aligned\":{},\"dkim_aligned_domains\":{},\"reasons\":{}}}",
+                        json_string(result), json_common, json_string(d.text), json_string(to_string(rec.p)),
+                        rec.sp ? json_string(to_string(*rec.sp)) : "null",
+                        rec.np ? json_string(to_string(*rec.np)) : "null", json_string(to_string(rec.adkim)),
+                        json_string(to_string(rec.aspf)), rec.pct, json_strings(rua), json_string(to_string(policy)),
+                        json_string(policy_tag), json_string(to_string(applied)), json_string(enforced),
+                        spf_aligned ? "true" : "false", dkim_aligned ? "true" : "false",
+                        json_strings(dkim_aligned_domains), json_strings(reasons)));
+    }
 
     // Aggregate reports (§7.2): only for domains that ask for them.
     if (auto* store = ctx.dmarc_store(); store != nullptr && !rec.rua.empty()) {

@@ -28,4 +28,8 @@ inline constexpr std::size_t max_comment_depth = 32;
 inline constexpr std::size_t max_domain_length = 253;
 inline constexpr std::size_t max_label_length = 63;
 
+// Organizational domains remembered per loaded Public Suffix List (the lookup is the costly part of
+// the DMARC check); the memory is dropped whole when full.
+inline constexpr std::size_t max_cached_org_domains = 4096;
+
 }  // namespace vigil::auth::dmarc::limits

@@ -90,11 +90,18 @@ PublicSuffixList::~PublicSuffixList() { psl_free(ctx_); }
 
 std::string PublicSuffixList::organizational_domain(std::string_view normalized) const {
     std::string name(normalized);
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = org_cache_.find(name); it != org_cache_.end()) return it->second;
+    }
     const char* reg = psl_registrable_domain(ctx_, name.c_str());
     // Null: the name is a public suffix itself (or has no label left over); it is then its own
     // organizational domain, so policy discovery looks no further.
-    if (reg == nullptr) return name;
-    return std::string(reg);
+    std::string org = reg == nullptr ? name : std::string(reg);
+    std::lock_guard lock(mutex_);
+    if (org_cache_.size() >= limits::max_cached_org_domains) org_cache_.clear();
+    org_cache_.emplace(std::move(name), org);
+    return org;
 }
 
 std::string organizational_domain(const PublicSuffixList& psl, std::string_view raw) {

@@ -3,8 +3,10 @@
 // Public Suffix List through libpsl. Names are compared in one form: lowercase A-labels (U-labels
 // converted with libidn2, IDNA2008/UTS 46 non-transitional), one trailing dot removed.
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 struct psl_ctx_st;
 
@@ -37,12 +39,15 @@ class PublicSuffixList {
 
     // The organizational domain of a name that normalize_domain() accepted: the public suffix plus
     // one label (ICANN and private sections alike, wildcards and exceptions as the list says). A name
-    // that is itself a public suffix is its own organizational domain.
+    // that is itself a public suffix is its own organizational domain. Answers are remembered
+    // (limits::max_cached_org_domains): the same sender domains come back message after message.
     std::string organizational_domain(std::string_view normalized) const;
 
   private:
     explicit PublicSuffixList(psl_ctx_st* ctx) : ctx_(ctx) {}
     psl_ctx_st* ctx_;
+    mutable std::mutex mutex_;
+    mutable std::unordered_map<std::string, std::string> org_cache_;
 };
 
 // normalize_domain() then organizational_domain(); "" when the name is not usable.

@@ -190,7 +190,7 @@ void SpfCheck::run(policy::Context& ctx) const {
     } else {
         ctx.add_auth_result(auth_result(o, "smtp.mailfrom", st->mailfrom.domain));
     }
-    ctx.add_report("spf", to_json(o, null_sender ? "helo" : "mailfrom"));
+    if (ctx.wants_reports()) ctx.add_report("spf", to_json(o, null_sender ? "helo" : "mailfrom"));
     ctx.facts().spf = policy::SpfFact{std::string(to_string(o.result)), core::to_lower(o.domain),
                                       null_sender ? "helo" : "mfrom", o.dnssec == dns::Dnssec::secure};
     if (options_.received_spf_header) {
@@ -209,7 +209,7 @@ void SpfCheck::run(policy::Context& ctx) const {
         if (!h.problem.empty() && h.result != Result::pass) hopts.push_back(core::printable(h.problem, 120));
         ctx.add_symbol(*this, symbol_for(h.result, true), 1.0, hopts);
         ctx.add_auth_result(auth_result(h, "smtp.helo", env.helo));
-        ctx.add_report("spf_helo", to_json(h, "helo"));
+        if (ctx.wants_reports()) ctx.add_report("spf_helo", to_json(h, "helo"));
         ctx.facts().spf_helo = policy::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain), "helo",
                                                h.dnssec == dns::Dnssec::secure};
     }

@@ -428,3 +428,59 @@ TEST_CASE("a second HELO replaces the first one's reports, A-R entries and warni
     CHECK(reports == std::vector<std::string>{"connect=\"connect:\"", "helo=\"helo:second.example\""});
     CHECK(v.warnings == std::vector<std::string>{"connect:", "helo:second.example"});
 }
+
+TEST_CASE("without keep_reports (the milter) checks are told and no report is kept; the rest is unchanged",
+          "[engine]") {
+    auto cfg = base_config();
+    cfg->checks.push_back(std::make_unique<ReportProbe>());
+    finish(*cfg);
+    test::FakeClock clock;
+    auto run = [&](bool keep) {
+        Services services{&clock};
+        services.keep_reports = keep;
+        Session s(cfg, services);
+        REQUIRE(s.connect(core::IpAddress::parse("203.0.113.1"), "unknown").proceed());
+        REQUIRE(s.helo("mx.example").proceed());
+        REQUIRE(s.mail("a@b.example").proceed());
+        REQUIRE(s.rcpt("c@d.example").proceed());
+        s.header("From", " a@b.example");
+        s.end_of_headers();
+        return s.end_of_message();
+    };
+    auto kept = run(true);
+    auto dropped = run(false);
+    CHECK(kept.reports.size() == 2);
+    CHECK(dropped.reports.empty());
+    CHECK(dropped.warnings == kept.warnings);
+    REQUIRE(dropped.edits.size() == kept.edits.size());
+    for (std::size_t i = 0; i < kept.edits.size(); ++i) CHECK(dropped.edits[i].value == kept.edits[i].value);
+}
+
+namespace {
+class WantsReportsProbe final : public Check {
+public:
+    explicit WantsReportsProbe(std::vector<bool>& seen) : seen_(seen) {}
+    std::string_view name() const override { return "wants_reports_probe"; }
+    std::vector<Stage> stages() const override { return {Stage::connect}; }
+    std::vector<core::SymbolDef> symbols() const override { return {}; }
+    void run(Context& ctx) const override { seen_.push_back(ctx.wants_reports()); }
+
+private:
+    std::vector<bool>& seen_;
+};
+}  // namespace
+
+TEST_CASE("Context::wants_reports follows Services::keep_reports", "[engine]") {
+    auto cfg = base_config();
+    std::vector<bool> seen;
+    cfg->checks.push_back(std::make_unique<WantsReportsProbe>(seen));
+    finish(*cfg);
+    test::FakeClock clock;
+    for (bool keep : {true, false}) {
+        Services services{&clock};
+        services.keep_reports = keep;
+        Session s(cfg, services);
+        REQUIRE(s.connect(core::IpAddress::parse("203.0.113.1"), "unknown").proceed());
+    }
+    CHECK(seen == std::vector<bool>{true, false});
+}

@@ -48,3 +48,15 @@ TEST_CASE("alignment: case, IDN and malformed names", "[dmarc][alignment]") {
     CHECK(a.org == "example.com");
     CHECK(author_domain(psl(), "bad..name").name.empty());
 }
+
+TEST_CASE("alignment: relaxed without a list lookup only where it cannot change the answer", "[dmarc][alignment]") {
+    const auto r = AlignMode::relaxed;
+    // A name that merely ends in the same letters is not under the organizational domain.
+    CHECK_FALSE(aligned("example.com", "notexample.com", r, psl()));
+    CHECK_FALSE(aligned("mail.example.com", "badexample.com", r, psl()));
+    CHECK(aligned("example.com", "a.b.example.com", r, psl()));
+    CHECK(aligned("a.b.example.com", "example.com", r, psl()));
+    // Under the author's organizational domain, but a public suffix of its own (private section).
+    CHECK_FALSE(aligned("blogspot.com", "x.blogspot.com", r, psl()));
+    CHECK(aligned("x.blogspot.com", "a.x.blogspot.com", r, psl()));
+}

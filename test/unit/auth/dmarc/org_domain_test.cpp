@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "auth/dmarc/dmarc_limits.hpp"
 #include "auth/dmarc/org_domain.hpp"
 
 using namespace vigil::auth::dmarc;
@@ -79,4 +80,18 @@ TEST_CASE("organizational domain: an injected list", "[dmarc][org]") {
     CHECK(psl->organizational_domain("a.b.x.wild.test") == "b.x.wild.test");
     CHECK(psl->organizational_domain("a.ok.wild.test") == "ok.wild.test");
     CHECK_FALSE(PublicSuffixList::load_file("/nonexistent/list.dat"));
+}
+
+TEST_CASE("organizational_domain: remembered answers stay right past the cache's size", "[dmarc][org]") {
+    auto list = PublicSuffixList::system();
+    REQUIRE(list);
+    for (int round = 0; round < 2; ++round) {
+        for (std::size_t i = 0; i < limits::max_cached_org_domains + 10; ++i) {
+            auto name = "h" + std::to_string(i) + (i % 2 ? ".example.co.uk" : ".example.com");
+            auto org = list->organizational_domain(name);
+            if (org != (i % 2 ? "example.co.uk" : "example.com")) FAIL(name << " -> " << org);
+        }
+    }
+    CHECK(list->organizational_domain("co.uk") == "co.uk");
+    CHECK(list->organizational_domain("co.uk") == "co.uk");
 }
