@@ -21,8 +21,8 @@ using namespace vigil::dns;
 
 namespace {
 
-constexpr RrType types[] = {RrType::a,   RrType::ns,  RrType::cname, RrType::soa,
-                            RrType::ptr, RrType::mx,  RrType::txt,   RrType::aaaa};
+constexpr RrType types[] = {RrType::a,   RrType::ns, RrType::cname, RrType::soa, RrType::ptr,
+                            RrType::mx,  RrType::txt, RrType::aaaa,  RrType::dnskey};
 
 bool printable_ascii(std::string_view s) {
     for (unsigned char c : s) {
@@ -60,6 +60,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         Record r;
         error.clear();
         if (!decode_rdata(raw_type, rd, r, error)) FUZZ_CHECK(!error.empty() && printable_ascii(error));
+        // Each input also as a whole DNS message (the doctor's RRSIG walk over answer_packet).
+        std::vector<Signature> sigs;
+        error.clear();
+        if (find_signatures(rd, raw_type, sigs, error)) {
+            FUZZ_CHECK(sigs.size() <= limits::max_records_per_answer);
+        } else {
+            FUZZ_CHECK(sigs.empty() && !error.empty());
+        }
     }
 
     std::vector<std::string_view> views(rdatas.begin(), rdatas.end());
