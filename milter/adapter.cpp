@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #include <fmt/format.h>
@@ -17,12 +19,27 @@ namespace vigil::milter {
 namespace {
 
 Daemon* g_daemon = nullptr;
+bool g_unix_listener = false;         // set once before smfi_main(), like g_daemon
+const char* g_fault_stage = nullptr;  // tests only: the callback that throws (set_fault_injection)
+
+// An answer decided at a stage where the MTA does not wait for one (a no-reply stage, negotiated):
+// libmilter drops whatever such a callback returns, so the answer is kept and given at the next
+// stage the MTA waits for: each RCPT TO for connect, HELO and MAIL FROM (Postfix's
+// smtpd_delay_reject), end of message for the header and body stages.
+struct Deferred {
+    sfsistat status = SMFIS_TEMPFAIL;
+    core::SmtpReply reply;  // empty code: libmilter's default reply for the status
+    std::string stage;      // where it was decided, for the log
+    std::string reason;
+};
 
 struct Priv {
     std::shared_ptr<const policy::Config> config;
     std::unique_ptr<policy::Session> session;
     bool leadspc = false;
-    unsigned long noreply = 0;  // protocol flags for stages where we never answer
+    unsigned long noreply = 0;               // protocol flags for stages where the MTA waits for no answer
+    std::optional<Deferred> session_answer;  // from connect or HELO: every transaction of the session
+    std::optional<Deferred> message_answer;  // from MAIL FROM to the body: this transaction only
 };
 
 Priv* priv(SMFICTX* ctx) { return static_cast<Priv*>(smfi_getpriv(ctx)); }
@@ -77,35 +94,72 @@ std::shared_ptr<const policy::Config> config_of(SMFICTX* ctx) {
     return p && p->config ? p->config : g_daemon->config();
 }
 
+const char* action_name(sfsistat status) {
+    return status == SMFIS_REJECT ? "reject" : status == SMFIS_ACCEPT ? "accept" : "tempfail";
+}
+
+// Gives a kept answer at RCPT or end of message, with the line an answer at its own stage would have
+// had in the log (the stage it was decided at), plus the recipient it is given to.
+sfsistat give(SMFICTX* ctx, Priv& p, const Deferred& d, std::string_view rcpt = {}) {
+    static const core::Envelope none;  // a failure before the session existed
+    log_line(LOG_INFO, report::format_early_decision(p.config->log_format, p.session ? p.session->envelope() : none,
+                                                     d.stage, action_name(d.status), d.reply, d.reason, rcpt));
+    return d.reply.code.empty() ? d.status : set_reply(ctx, d.reply, d.status);
+}
+
 // Every callback funnels exceptions here: the configured failure action, never an accidental accept.
-sfsistat internal_failure(SMFICTX* ctx, const char* where, const char* what) noexcept {
+// `nr_bit`: the callback's no-reply protocol flag. Where it was negotiated libmilter would drop the
+// answer and the message would go on as if nothing had failed, so the answer is kept for the next
+// stage the MTA waits for.
+sfsistat internal_failure(SMFICTX* ctx, const char* where, unsigned long nr_bit, const char* what) noexcept {
     try {
         auto config = config_of(ctx);
         const auto& cfg = *config;
         auto qid = macro(ctx, "i");
         log_line(LOG_ERR, fmt::format("{}: internal error in {}: {} -> {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
                                       where, core::printable(what), core::to_string(cfg.on_internal_error)));
+        Deferred d;
+        d.stage = where;
+        d.reason = fmt::format("internal error: {}", what);
         switch (cfg.on_internal_error) {
-            case core::Action::accept: return SMFIS_ACCEPT;
-            case core::Action::reject: return set_reply(ctx, {"550", "5.3.0", "Internal error in mail filter"}, SMFIS_REJECT);
-            default: return set_reply(ctx, {"451", "4.3.0", "Internal error in mail filter, try again later"}, SMFIS_TEMPFAIL);
+            case core::Action::accept: d.status = SMFIS_ACCEPT; break;
+            case core::Action::reject: d.status = SMFIS_REJECT, d.reply = {"550", "5.3.0", "Internal error in mail filter"}; break;
+            default: d.status = SMFIS_TEMPFAIL, d.reply = {"451", "4.3.0", "Internal error in mail filter, try again later"}; break;
         }
+        if (Priv* p = priv(ctx); p != nullptr && (p->noreply & nr_bit) != 0) {
+            bool whole_session = nr_bit == SMFIP_NR_CONN || nr_bit == SMFIP_NR_HELO;
+            auto& slot = whole_session ? p->session_answer : p->message_answer;
+            if (!slot) slot = std::move(d);
+            return SMFIS_NOREPLY;
+        }
+        return d.reply.code.empty() ? d.status : set_reply(ctx, d.reply, d.status);
     } catch (...) {
         return SMFIS_TEMPFAIL;
     }
 }
 
-#define GUARD(where, body)                                         \
-    try {                                                          \
-        body                                                       \
-    } catch (const std::exception& e) {                            \
-        return internal_failure(ctx, where, e.what());             \
-    } catch (...) {                                                \
-        return internal_failure(ctx, where, "unknown exception"); \
+#define GUARD(where, nr_bit, body)                                                            \
+    try {                                                                                     \
+        if (g_fault_stage != nullptr && std::strcmp(g_fault_stage, where) == 0) [[unlikely]] \
+            throw std::runtime_error("injected fault (VIGIL_TEST_THROW_IN)");                  \
+        body                                                                                  \
+    } catch (const std::exception& e) {                                                       \
+        return internal_failure(ctx, where, nr_bit, e.what());                                \
+    } catch (...) {                                                                           \
+        return internal_failure(ctx, where, nr_bit, "unknown exception");                     \
     }
 
-sfsistat early(SMFICTX* ctx, Priv& p, const policy::StageResult& r, const char* stage, std::string_view rcpt = {}) {
-    if (r.proceed()) return SMFIS_CONTINUE;
+// The answer of a stage up to RCPT: given there, or kept for RCPT when the MTA does not wait for one
+// at this stage (`nr_bit` negotiated).
+sfsistat early(SMFICTX* ctx, Priv& p, const policy::StageResult& r, const char* stage, unsigned long nr_bit = 0,
+               std::string_view rcpt = {}) {
+    bool answers = (p.noreply & nr_bit) == 0;
+    if (r.proceed()) return answers ? SMFIS_CONTINUE : SMFIS_NOREPLY;
+    if (!answers) {
+        Deferred d{r.kind == policy::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL, r.reply, stage, r.reason};
+        (nr_bit == SMFIP_NR_MAIL ? p.message_answer : p.session_answer) = std::move(d);
+        return SMFIS_NOREPLY;
+    }
     const char* action = r.kind == policy::StageResult::Kind::reject ? "reject" : "tempfail";
     if (p.config->log_connections || std::strcmp(stage, "rcpt") == 0 || std::strcmp(stage, "mail") == 0) {
         log_line(LOG_INFO, report::format_early_decision(p.config->log_format, p.session->envelope(), stage, action,
@@ -116,16 +170,21 @@ sfsistat early(SMFICTX* ctx, Priv& p, const policy::StageResult& r, const char* 
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                       unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) noexcept {
-    GUARD("negotiate", {
+    GUARD("negotiate", 0, {
         auto p = std::make_unique<Priv>();
         p->config = g_daemon->config();
         *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
         unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN;
-        // Stages where Vigil never answers: the MTA need not wait for us there. DATA is answered on
-        // purpose: when a filter neither sees nor answers DATA, Postfix writes the DATA event and end of
-        // message back to back and Nagle on its side holds the second write for our delayed ACK
-        // (~40 ms per message, measured with test/bench/milter_latency.py; README, Performance).
+        // Stages where the MTA need not wait for us: each answer it waits for is a round trip (a
+        // sleep and a wake-up on each side). Vigil never refuses at a header or body event; with
+        // delay_reject it gives connect, HELO and MAIL refusals at RCPT. Over TCP, DATA is answered on
+        // purpose: when a filter neither sees nor answers DATA, Postfix writes the DATA event and the
+        // next one back to back and Nagle on its side holds the second write for our delayed ACK
+        // (~40 ms per message, test/bench/milter_latency.py; README, Performance). A unix socket has
+        // no Nagle.
         unsigned long noreply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
+        if (p->config->delay_reject) noreply |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
+        if (g_unix_listener) noreply |= SMFIP_NR_DATA;
         *pf1 = f1 & (want | noreply);
         *pf2 = 0;
         *pf3 = 0;
@@ -165,7 +224,7 @@ Priv& ensure_priv(SMFICTX* ctx) {
 }
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept {
-    GUARD("connect", {
+    GUARD("connect", SMFIP_NR_CONN, {
         Priv& p = ensure_priv(ctx);
         auto ip = core::IpAddress::from_sockaddr(hostaddr);
         if (!ip) {
@@ -173,45 +232,55 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
         }
         // No address at all means local submission (sendmail binary, Postfix pickup).
         auto r = p.session->connect(ip, hostname ? hostname : "unknown", macro(ctx, "{daemon_name}"), !ip);
-        return early(ctx, p, r, "connect");
+        return early(ctx, p, r, "connect", SMFIP_NR_CONN);
     })
 }
 
+// A stage after an answer was kept: nothing left for the checks to decide.
+sfsistat skip(const Priv& p, unsigned long nr_bit) { return (p.noreply & nr_bit) ? SMFIS_NOREPLY : SMFIS_CONTINUE; }
+
 sfsistat on_helo(SMFICTX* ctx, char* name) noexcept {
-    GUARD("helo", {
+    GUARD("helo", SMFIP_NR_HELO, {
         Priv& p = ensure_priv(ctx);
-        return early(ctx, p, p.session->helo(name ? name : ""), "helo");
+        if (p.session_answer && p.session_answer->stage == "helo") p.session_answer.reset();  // a new HELO
+        if (p.session_answer) return skip(p, SMFIP_NR_HELO);
+        return early(ctx, p, p.session->helo(name ? name : ""), "helo", SMFIP_NR_HELO);
     })
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
-    GUARD("mail", {
+    GUARD("mail", SMFIP_NR_MAIL, {
         Priv& p = ensure_priv(ctx);
+        p.message_answer.reset();
+        if (p.session_answer) return skip(p, SMFIP_NR_MAIL);
         auto r = p.session->mail(argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"), macro(ctx, "{auth_type}"));
         p.session->set_queue_id(macro(ctx, "i"));
-        return early(ctx, p, r, "mail");
+        return early(ctx, p, r, "mail", SMFIP_NR_MAIL);
     })
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) noexcept {
-    GUARD("rcpt", {
+    GUARD("rcpt", SMFIP_NR_RCPT, {
         Priv& p = ensure_priv(ctx);
         p.session->set_queue_id(macro(ctx, "i"));
         std::string rcpt = argv && argv[0] ? argv[0] : "";
-        return early(ctx, p, p.session->rcpt(rcpt), "rcpt", core::strip_angle_brackets(rcpt));
+        const auto& kept = p.session_answer ? p.session_answer : p.message_answer;
+        if (kept) return give(ctx, p, *kept, core::strip_angle_brackets(rcpt));
+        return early(ctx, p, p.session->rcpt(rcpt), "rcpt", 0, core::strip_angle_brackets(rcpt));
     })
 }
 
 sfsistat on_data(SMFICTX* ctx) noexcept {
-    GUARD("data", {
-        ensure_priv(ctx);
-        return SMFIS_CONTINUE;
+    GUARD("data", SMFIP_NR_DATA, {
+        Priv& p = ensure_priv(ctx);
+        return skip(p, SMFIP_NR_DATA);
     })
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
-    GUARD("header", {
+    GUARD("header", SMFIP_NR_HDR, {
         Priv& p = ensure_priv(ctx);
+        if (p.message_answer) return skip(p, SMFIP_NR_HDR);
         std::string scratch;
         p.session->header(name ? name : "", to_crlf(value ? value : "", scratch));
         return (p.noreply & SMFIP_NR_HDR) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -219,8 +288,9 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
 }
 
 sfsistat on_eoh(SMFICTX* ctx) noexcept {
-    GUARD("eoh", {
+    GUARD("eoh", SMFIP_NR_EOH, {
         Priv& p = ensure_priv(ctx);
+        if (p.message_answer) return skip(p, SMFIP_NR_EOH);
         p.session->set_queue_id(macro(ctx, "i"));
         p.session->end_of_headers();
         return (p.noreply & SMFIP_NR_EOH) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -228,8 +298,9 @@ sfsistat on_eoh(SMFICTX* ctx) noexcept {
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) noexcept {
-    GUARD("body", {
+    GUARD("body", SMFIP_NR_BODY, {
         Priv& p = ensure_priv(ctx);
+        if (p.message_answer) return skip(p, SMFIP_NR_BODY);
         p.session->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
         return (p.noreply & SMFIP_NR_BODY) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     })
@@ -252,9 +323,15 @@ void apply_edits(SMFICTX* ctx, const Priv& p, const core::Verdict& v) {
 }
 
 sfsistat on_eom(SMFICTX* ctx) noexcept {
-    GUARD("eom", {
+    GUARD("eom", 0, {
         Priv& p = ensure_priv(ctx);
         p.session->set_queue_id(macro(ctx, "i"));
+        if (p.message_answer) {
+            auto kept = std::move(*p.message_answer);
+            p.message_answer.reset();
+            p.session->reset_message();
+            return give(ctx, p, kept);
+        }
         auto v = p.session->end_of_message();
         sfsistat status = SMFIS_ACCEPT;
         switch (v.action) {
@@ -280,8 +357,11 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
 }
 
 sfsistat on_abort(SMFICTX* ctx) noexcept {
-    GUARD("abort", {
-        if (Priv* p = priv(ctx); p && p->session) p->session->reset_message();
+    GUARD("abort", 0, {
+        if (Priv* p = priv(ctx)) {
+            p->message_answer.reset();
+            if (p->session) p->session->reset_message();
+        }
         return SMFIS_CONTINUE;
     })
 }
@@ -296,6 +376,8 @@ sfsistat on_close(SMFICTX* ctx) noexcept {
 }  // namespace
 
 void set_daemon(Daemon* daemon) { g_daemon = daemon; }
+void set_unix_listener(bool unix_socket) { g_unix_listener = unix_socket; }
+void set_fault_injection(const char* stage) { g_fault_stage = stage; }
 
 smfiDesc make_filter_description() {
     smfiDesc d{};

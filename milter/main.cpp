@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "core/printable.hpp"
 #include "milter/adapter.hpp"
 #include "milter/daemon.hpp"
 #include "policy/config.hpp"
@@ -115,6 +117,14 @@ int main(int argc, char** argv) {
         return 1;
     }
     auto sock_path = unix_socket_path(config->socket);
+    vigil::milter::set_unix_listener(!sock_path.empty());
+    if (const char* fault = std::getenv("VIGIL_TEST_THROW_IN"); fault != nullptr && *fault != '\0') {
+        vigil::milter::log_line(
+            LOG_WARNING,
+            fmt::format("VIGIL_TEST_THROW_IN is set: the {} callback fails on every call (a test)",
+                        vigil::core::printable(fault, 32)));
+        vigil::milter::set_fault_injection(fault);
+    }
     mode_t old_umask = umask(0177);  // the socket starts private; its mode is set explicitly below
     if (smfi_opensocket(true) != MI_SUCCESS) {
         vigil::milter::log_line(LOG_ERR, fmt::format("cannot open socket {}: {}", config->socket, std::strerror(errno)));

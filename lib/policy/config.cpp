@@ -186,6 +186,7 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
         auto fail = s.get_choice("on_internal_error", "tempfail", {"tempfail", "reject", "accept"});
         cfg->on_internal_error = *core::parse_action(fail);
         cfg->tcp_nodelay = s.get_bool("tcp_nodelay", cfg->tcp_nodelay);
+        cfg->delay_reject = s.get_bool("delay_reject", cfg->delay_reject);
         s.finish();
     }
     {

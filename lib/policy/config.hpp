@@ -40,6 +40,8 @@ struct Config {
     int milter_timeout_s = 300;
     core::Action on_internal_error = core::Action::tempfail;
     bool tcp_nodelay = true;
+    // Refusals decided at connect, HELO and MAIL FROM are given at RCPT TO (Postfix's smtpd_delay_reject).
+    bool delay_reject = true;
 
     // [server]
     std::string hostname;

@@ -18,8 +18,13 @@ config written to a temp dir, and talks to it with test/support/milter_client.py
   6. ABORT between two messages on one connection: the second decision does not inherit the first's;
   7. exactly one decision line per message that reached end of message, none for aborted ones;
   8. a connection dropped mid-message (after the header): no decision line, the milter keeps serving;
- 10. a unix socket with socket_mode 0660, owned by the milter user, carries a message.
- (9, the internal-failure mapping, cannot be provoked from outside and is not tested here.)
+  9. delay_reject (the default): a refusal decided at connect or MAIL FROM, where vigil asked the MTA
+     not to wait for an answer, is given at each RCPT, logged with the stage it was decided at;
+ 10. a unix socket with socket_mode 0660, owned by the milter user, carries a message; DATA is not
+     answered there (no Nagle);
+ 11. delay_reject = false: connect, HELO and MAIL are answered, refusals come at their own stage;
+ 12. an internal failure (VIGIL_TEST_THROW_IN makes a callback throw) at a stage without an answer
+     (a header; connect) ends in 451 4.3.0 at the next answer (end of message; RCPT).
  Also: an ip access rule's score reaches the verdict; the daemon runs as the configured user and
  stops cleanly on SIGTERM.
 
@@ -28,7 +33,7 @@ error. It never skips (no exit 77): as root the daemon drops to user `vigil` (or
 allow_root when that user does not exist); as another user it runs as that user and the owner checks
 are left out. The defects this test first found (forged A-R past the header cap, a HELO dropping connect-stage
 findings, SIGTERM killing the daemon, EOM without EOH) are fixed and checked like everything else.
-About 7 s.
+About 20 s.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from milter_client import (AddHeader, ChangeHeader, InsertHeader, MilterClient, 
 AUTHSERV = "mx.vigil.test"
 CLIENT_IP = "203.0.113.5"       # outside trusted_networks: inbound
 IP_RULE_IP = "198.51.100.7"     # matches the ip access rule (score 2.5)
+REFUSED_IP = "198.51.100.66"    # an ip access rule refuses it (decided at connect)
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # How long to wait for an answer that libmilter may legitimately never send (it ignores a command it
 # cannot place in its state machine).
@@ -67,6 +73,7 @@ socket_mode = "0660"
 user = "{user}"
 allow_root = {allow_root}
 timeout = 30
+{milter_extra}
 
 [server]
 hostname = "{authserv}"
@@ -92,6 +99,18 @@ match = "ip"
 pattern = "{ip_rule_ip}"
 action = "score"
 score = 2.5
+
+[[checks.access.rule]]
+match = "ip"
+pattern = "{refused_ip}"
+action = "reject"
+reply = "554 5.7.1 Refused at connect"
+
+[[checks.access.rule]]
+match = "sender"
+pattern = "@refused.test"
+action = "reject"
+reply = "553 5.7.1 Sender refused"
 """
 
 DECISION_RE = re.compile(
@@ -124,7 +143,7 @@ def note(text: str) -> None:
 class Milter:
     """One vigil-milter process with its own config and log file."""
 
-    def __init__(self, binary: str, workdir: str, name: str, socket_spec: str) -> None:
+    def __init__(self, binary: str, workdir: str, name: str, socket_spec: str, milter_extra: str = "") -> None:
         self.binary = binary
         self.socket_spec = socket_spec
         self.conf = os.path.join(workdir, f"{name}.conf")
@@ -137,15 +156,16 @@ class Milter:
         self.user = user
         with open(self.conf, "w") as f:
             f.write(CONFIG.format(socket=socket_spec, user=user, allow_root=allow_root, authserv=AUTHSERV,
-                                  ip_rule_ip=IP_RULE_IP))
+                                  ip_rule_ip=IP_RULE_IP, refused_ip=REFUSED_IP, milter_extra=milter_extra))
         os.chmod(self.conf, 0o644)
         self.proc: subprocess.Popen | None = None
         # Client address (libmilter syntax works for the client too).
         self.address = socket_spec
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([self.binary, "-f", "-c", self.conf], stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([self.binary, "-f", "-c", self.conf], stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
         log.close()
         if self.socket_spec.startswith("unix:"):
             path = self.socket_spec[5:]
@@ -200,14 +220,15 @@ class Milter:
 
 def session(m: Milter, ip: str = CLIENT_IP, helo: str = "client.example.net", timeout: float = 10.0,
             **kw) -> MilterClient:
-    """A negotiated connection past CONNECT and HELO (both must CONTINUE)."""
+    """A negotiated connection past CONNECT and HELO (both CONTINUE, or no answer where vigil asked
+    for none: delay_reject)."""
     c = MilterClient(m.address, timeout=timeout, **kw)
     c.negotiate()
     r = c.connect(f"[{ip}]", ip)
-    if r is None or r.code != mc.SMFIR_CONTINUE:
+    if r is not None and r.code != mc.SMFIR_CONTINUE:
         raise MilterError(f"connect answered {r!r}")
     r = c.helo(helo)
-    if r is None or r.code != mc.SMFIR_CONTINUE:
+    if r is not None and r.code != mc.SMFIR_CONTINUE:
         raise MilterError(f"helo answered {r!r}")
     return c
 
@@ -321,12 +342,15 @@ def t_negotiation(run: Run) -> None:
     check(n.actions & forbidden == 0, f"no body/recipient/sender changing actions: {n.action_names}")
     want_proto = {"HDR_LEADSPC", "NR_HDR", "NR_EOH", "NR_BODY"}
     check(want_proto <= set(n.protocol_names), f"protocol includes {sorted(want_proto)}: {n.protocol_names}")
-    check(not n.protocol & (mc.SMFIP_NODATA | mc.SMFIP_NR_DATA), "DATA is seen and answered (no NODATA, no NR_DATA)")
+    check(not n.protocol & (mc.SMFIP_NODATA | mc.SMFIP_NR_DATA),
+          "over TCP, DATA is seen and answered (no NODATA, no NR_DATA: Nagle on the MTA's side)")
     needed = (mc.SMFIP_NOCONNECT | mc.SMFIP_NOHELO | mc.SMFIP_NOMAIL | mc.SMFIP_NORCPT | mc.SMFIP_NOHDRS
               | mc.SMFIP_NOEOH | mc.SMFIP_NOBODY)
     check(not n.protocol & needed, "no event vigil needs is skipped (connect, helo, mail, rcpt, headers, eoh, body)")
-    check(not n.protocol & (mc.SMFIP_NR_CONN | mc.SMFIP_NR_HELO | mc.SMFIP_NR_MAIL | mc.SMFIP_NR_RCPT),
-          "connect/helo/mail/rcpt are answered (vigil may refuse there)")
+    nr_early = mc.SMFIP_NR_CONN | mc.SMFIP_NR_HELO | mc.SMFIP_NR_MAIL
+    check(n.protocol & nr_early == nr_early,
+          f"delay_reject (default): no answer at connect/helo/mail, refusals come at RCPT: {n.protocol_names}")
+    check(not n.protocol & mc.SMFIP_NR_RCPT, "RCPT is answered (vigil refuses there)")
     check(n.unoffered_protocol == 0, "no protocol bits beyond what the MTA offered")
     sl = n.symlists
     # Only macros the adapter reads (j, {client_name}, {mail_addr}, {rcpt_addr} are not).
@@ -745,6 +769,94 @@ def t_ip_rule(run: Run) -> None:
     check(d is not None and "ACCESS_IP(2.50)" in d["symbols"] and d["score"] == "2.50", f"ip rule score 2.5 for {IP_RULE_IP} is in the verdict ({d.group(0) if d else None})")
 
 
+def t_delay_reject(run: Run) -> None:
+    print("-- 9. refusals decided at connect and MAIL FROM are given at RCPT (delay_reject)")
+    m = run.m
+    with MilterClient(m.address) as c:
+        c.negotiate()
+        answers = [c.connect(f"[{REFUSED_IP}]", REFUSED_IP), c.helo("client.example.net"), c.mail("<sender@example.org>")]
+        check(answers == [None, None, None], f"refused client: no answer at connect/helo/mail ({answers})")
+        r1, r2 = c.rcpt("<one@vigil.test>"), c.rcpt("<two@vigil.test>")
+        for r in (r1, r2):
+            check(r is not None and r.code == mc.SMFIR_REPLYCODE and r.text.startswith("554 5.7.1 Refused at connect"),
+                  f"refused client: each RCPT gets the connect-stage reply: {r!r}")
+        c.abort()
+        c.mail("<sender@example.org>")
+        r = c.rcpt("<three@vigil.test>")
+        check(r is not None and r.text.startswith("554 5.7.1"), f"the next transaction of the session too: {r!r}")
+    log = m.log()
+    check(re.search(r"reject at connect reply=\"554 5\.7\.1 Refused at connect\" reason=\"[^\"]*\" "
+                    rf"ip={re.escape(REFUSED_IP)} .*rcpt=<one@vigil\.test>", log) is not None,
+          "log: the decision's stage (connect) and the recipient it was given to")
+    with session(m) as c:
+        check(c.mail("<spammer@refused.test>") is None, "refused sender: no answer at MAIL")
+        r = c.rcpt("<one@vigil.test>")
+        check(r is not None and r.text.startswith("553 5.7.1 Sender refused"), f"refused sender: RCPT refused: {r!r}")
+        c.abort()
+        # The refusal belonged to that transaction: the next one on the same connection is judged afresh.
+        res, qid = message(c, "sender@example.org", CLEAN_HEADERS)
+        run.expect(qid)
+        check(accepted(res), "the next transaction on the connection is accepted")
+    check(re.search(r"reject at mail reply=\"553 5\.7\.1 Sender refused\".*from=<spammer@refused\.test> "
+                    r"rcpt=<one@vigil\.test>", m.log()) is not None, "log: MAIL-stage refusal given at RCPT")
+
+
+def t_no_delay_reject(binary: str, work: str) -> None:
+    print("-- 11. delay_reject = false: refusals at their own stage")
+    m = Milter(binary, work, "nodelay", mc.free_inet_address(), milter_extra="delay_reject = false")
+    try:
+        m.start()
+        with MilterClient(m.address) as c:
+            n = c.negotiate()
+            check(not n.protocol & (mc.SMFIP_NR_CONN | mc.SMFIP_NR_HELO | mc.SMFIP_NR_MAIL | mc.SMFIP_NR_RCPT),
+                  f"connect/helo/mail/rcpt are answered: {n.protocol_names}")
+            r = c.connect(f"[{REFUSED_IP}]", REFUSED_IP)
+            check(r is not None and r.text.startswith("554 5.7.1 Refused at connect"), f"refused at connect: {r!r}")
+        with MilterClient(m.address) as c:
+            c.negotiate()
+            c.connect(f"[{CLIENT_IP}]", CLIENT_IP)
+            c.helo("client.example.net")
+            r = c.mail("<spammer@refused.test>")
+            check(r is not None and r.text.startswith("553 5.7.1"), f"refused at MAIL: {r!r}")
+    finally:
+        rc = m.stop()
+    check(rc == 0, f"delay_reject = false daemon stops cleanly (status {rc})")
+
+
+def t_internal_failure(binary: str, work: str) -> None:
+    print("-- 12. an internal failure where the MTA waits for no answer still ends in the failure action")
+    # libmilter drops any answer at a no-reply stage: the failure must be kept for the next answer
+    # (RCPT or end of message), never turn into an accept. VIGIL_TEST_THROW_IN makes a callback throw.
+    for stage, answered_at in (("header", "eom"), ("connect", "rcpt")):
+        m = Milter(binary, work, f"fault-{stage}", mc.free_inet_address())
+        try:
+            m.start(env={"VIGIL_TEST_THROW_IN": stage})
+            with MilterClient(m.address) as c:
+                c.negotiate()
+                c.connect(f"[{CLIENT_IP}]", CLIENT_IP)
+                c.helo("client.example.net")
+                c.mail("<sender@example.org>")
+                r = c.rcpt("<rcpt@vigil.test>")
+                if answered_at == "rcpt":
+                    got = r
+                else:
+                    _expect_continue("rcpt", r)
+                    c.data()
+                    for name, value in CLEAN_HEADERS:
+                        c.header(name, value)
+                    c.eoh()
+                    c.body(b"Hello.\r\n")
+                    got = c.eom().reply
+            check(got is not None and got.code == mc.SMFIR_REPLYCODE and got.text.startswith("451 4.3.0"),
+                  f"failure in {stage}: 451 4.3.0 at {answered_at} ({got!r})")
+            log = m.log()
+            check(f"internal error in {stage}: injected fault" in log
+                  and re.search(rf"tempfail at {stage} reply=\"451 4\.3\.0 ", log) is not None,
+                  f"failure in {stage}: the error and the answer given are logged")
+        finally:
+            m.stop()
+
+
 def t_decision_count(run: Run) -> None:
     print("-- 7. exactly one decision line per message")
     lines = run.m.decisions()
@@ -782,7 +894,9 @@ def t_unix_socket(binary: str, work: str) -> None:
         else:
             note("not root (or no vigil user): socket owner not checked")
         c = MilterClient(m.address)
-        c.negotiate()
+        n = c.negotiate()
+        check(n.protocol & mc.SMFIP_NR_DATA and not n.protocol & mc.SMFIP_NODATA,
+              f"unix socket (no Nagle): DATA seen but not answered: {n.protocol_names}")
         c.connect(f"[{CLIENT_IP}]", CLIENT_IP)
         c.helo("client.example.net")
         res, qid = message(c, "sender@example.org", CLEAN_HEADERS)
@@ -826,7 +940,7 @@ def main() -> int:
             check(int(real_uid) == pwd.getpwnam(m.user).pw_uid, f"inet daemon dropped to user {m.user}")
         run = Run(m)
         for t in (t_negotiation, t_clean_inbound, t_outbound, t_gtube, t_bad_input, t_abort_between,
-                  t_drop_mid_message, t_ip_rule):
+                  t_drop_mid_message, t_ip_rule, t_delay_reject):
             try:
                 t(run)
             except Exception as e:  # noqa: BLE001 - report and go on with the next group
@@ -839,11 +953,12 @@ def main() -> int:
         rc = m.stop()
         check(rc == 0 and "stopped (libmilter returned 0)" in m.log(),
               f"inet daemon stops cleanly on SIGTERM (status {rc})")
-        try:
-            t_unix_socket(binary, work)
-        except Exception as e:  # noqa: BLE001
-            traceback.print_exc()
-            check(False, f"unix socket run raised {type(e).__name__}: {e}")
+        for t in (t_unix_socket, t_no_delay_reject, t_internal_failure):
+            try:
+                t(binary, work)
+            except Exception as e:  # noqa: BLE001
+                traceback.print_exc()
+                check(False, f"{t.__name__} raised {type(e).__name__}: {e}")
     finally:
         m.stop()
         keep = bool(failures)

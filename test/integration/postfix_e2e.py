@@ -215,9 +215,11 @@ def main():
         held = pf.hold_queue()
         check(len(held) == 1 and r.queue_id in held, f"message in the hold queue ({held}, {r.queue_id})")
 
-        # 5. Tempfail at MAIL FROM.
+        # 5. Tempfail decided at MAIL FROM, given at RCPT TO (delay_reject, the default).
         r = pf.send("x@later.test", ["rcpt@vigil.test"], message("later five"))
-        check(r.failed_stage == "mail" and r.mail.code == 451 and "4.7.1" in r.mail.text, f"tempfail at MAIL ({r.mail})")
+        rcpt_reply = r.rcpts[0][1] if r.rcpts else None
+        check(r.mail is not None and r.mail.code == 250 and rcpt_reply is not None and rcpt_reply.code == 451
+              and "4.7.1" in rcpt_reply.text, f"MAIL accepted, then tempfail at RCPT ({r.mail}; {rcpt_reply})")
 
         # 6. One recipient refused at RCPT with the rule's reply, the other delivered.
         r = pf.send("sender@example.org", ["blocked@vigil.test", "rcpt2@vigil.test"], message("rcpt six"))

@@ -13,10 +13,10 @@ check passes, so each fault shows as a change in what the checks say.
   healthy DNS                 accept; spf=pass dkim=pass iprev=pass (the baseline the faults differ from)
   DNS server down             accept; spf/dkim/iprev temperror, RBL_TEMPFAIL; every stage within the budget
   DNS server down, tempfail_on_temperror
-                              451 4.4.3 at MAIL FROM: the sender retries, nothing accepted unchecked
+                              451 4.4.3 at RCPT TO (decided at MAIL FROM): the sender retries, nothing accepted unchecked
   answers only after the stage budget
                               as "down": temperror, and no stage waits longer than the budget
-  SERVFAIL for every name     as "down"; with tempfail_on_temperror 451 4.4.3 at MAIL FROM
+  SERVFAIL for every name     as "down"; with tempfail_on_temperror 451 4.4.3 at RCPT TO
   truncated UDP answers (TC)  as healthy: the resolver retries over TCP, spf=pass dkim=pass
   10,000 recipients           every RCPT answered CONTINUE, accept, decision line says rcpts=10000
   a 50 MB message             dkim=pass over the whole body, accept; the body is never held: RSS grows
@@ -275,10 +275,17 @@ def transaction(m: Milter, message: bytes, rcpts=("user@vigil.test",)) -> Outcom
         if not step("mail", lambda: c.mail(f"<{SENDER}>")):
             return out
         t = time.monotonic()
+        refused = []
         for r in rcpts:
             rep = c.rcpt(f"<{r}>")
             out.rcpt_replies.append(rep.name if rep else "none")
+            if rep is not None and rep.code != mc.SMFIR_CONTINUE:
+                refused.append(rep)
         out.stage_s["rcpt"] = time.monotonic() - t
+        if refused and len(refused) == len(rcpts):
+            # With delay_reject (the default) a refusal decided at MAIL FROM comes here.
+            out.final, out.stage, out.reply_text = refused[0].name, "rcpt", refused[0].text
+            return out
         out.qid = c.queue_id
         if not step("data", c.data):
             return out
@@ -366,8 +373,9 @@ def temperror_outcome(m: Milter, what: str, msg: bytes) -> None:
 
 def tempfail_outcome(m: Milter, what: str, msg: bytes) -> None:
     o = transaction(m, msg)
-    check(o.stage == "mail" and o.final == "REPLYCODE" and (o.reply_text or "").startswith("451 4.4.3"),
-          f"{what}: 451 4.4.3 at MAIL FROM (tempfail_on_temperror): {o.final} at {o.stage} {o.reply_text!r}")
+    check(o.stage == "rcpt" and o.final == "REPLYCODE" and (o.reply_text or "").startswith("451 4.4.3"),
+          f"{what}: 451 4.4.3 at RCPT TO, decided at MAIL FROM (tempfail_on_temperror, delay_reject): "
+          f"{o.final} at {o.stage} {o.reply_text!r}")
     within_budget(o, what)
 
 

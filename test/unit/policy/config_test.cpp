@@ -32,6 +32,12 @@ TEST_CASE("the shipped defaults are safe", "[config]") {
     CHECK(cfg->trusted_networks.size() == 2);
     CHECK(cfg->weight("GTUBE") == 20.0);
     CHECK(cfg->checks.size() == 3);
+    CHECK(cfg->delay_reject);
+}
+
+TEST_CASE("delay_reject can be turned off and must be a boolean", "[config]") {
+    CHECK_FALSE(load_config_string("[milter]\ndelay_reject = false\n", "t.conf")->delay_reject);
+    CHECK_THAT(error_of("[milter]\ndelay_reject = \"yes\"\n"), Contains("delay_reject"));
 }
 
 TEST_CASE("the shipped conf/vigil.conf loads", "[config]") {
