@@ -75,6 +75,8 @@ std::string_view to_string(Result r) {
 
 bool valid_domain(std::string_view d) {
     if (d.empty() || d.size() > limits::max_domain_length) return false;
+    // each_piece trims FWS around pieces (right for h=), but a domain-name has none inside (§3.5 d=).
+    if (std::any_of(d.begin(), d.end(), [](char c) { return is_fws(c); })) return false;
     return each_piece(d, '.', [](std::string_view label) {
         if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
         for (char c : label) {

@@ -50,6 +50,10 @@ TEST_CASE("dkim signature: malformed signatures are permerror values", "[dkim][s
     CHECK(perm(with("h=From : To", "h=To : Subject")));        // h= without From
     CHECK(perm(with("h=From : To", "h=From :: To")));
     CHECK(perm(with("d=Example.COM", "d=legitimate.com(.attacker.com")));
+    CHECK(perm(with("d=Example.COM", "d=Example. COM")));       // FWS inside a domain-name
+    CHECK(perm(with("d=Example.COM", "d=Example\r\n\t.COM")));
+    CHECK(perm(with("s=sel", "s=se l")));
+    CHECK(perm(with("i=joe@mail.example.com", "i=joe@mail. example.com")));
     CHECK(perm(with("i=joe@mail.example.com", "i=joe@example.net")));
     CHECK(perm(with("b=AAAA", "b=AA*A")));                      // base64 with junk
     CHECK(perm(with("bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "bh=AAAA")));  // wrong length
