@@ -1,5 +1,7 @@
 #include "core/printable.hpp"
 
+#include <utility>
+
 #include <fmt/format.h>
 
 namespace vigil::core {
@@ -23,10 +25,32 @@ std::string printable(std::string_view raw, std::size_t max) {
     return out;
 }
 
+namespace {
+
+// The code point of the well-formed UTF-8 sequence at raw[i] (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), and its length; length 0 when there is none.
+std::pair<char32_t, std::size_t> utf8_at(std::string_view raw, std::size_t i) {
+    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(raw[k]); };
+    unsigned char c = byte(i);
+    std::size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    if (n == 0 || c > 0xf4 || i + n > raw.size()) return {0, 0};
+    char32_t cp = c & (0x7f >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+        if ((byte(i + k) & 0xc0) != 0x80) return {0, 0};
+        cp = (cp << 6) | (byte(i + k) & 0x3f);
+    }
+    static constexpr char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < smallest[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0, 0};
+    return {cp, n};
+}
+
+}  // namespace
+
 std::string json_escape(std::string_view raw) {
     std::string out;
     out.reserve(raw.size() + 8);
-    for (unsigned char c : raw) {
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        auto c = static_cast<unsigned char>(raw[i]);
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
@@ -34,10 +58,19 @@ std::string json_escape(std::string_view raw) {
             case '\r': out += "\\r"; break;
             case '\t': out += "\\t"; break;
             default:
-                if (c < 0x20 || c >= 0x7f) {
-                    out += fmt::format("\\u{:04x}", c);
-                } else {
+                if (c >= 0x20 && c < 0x7f) {
                     out += static_cast<char>(c);
+                } else if (auto [cp, n] = c >= 0x80 ? utf8_at(raw, i) : std::pair<char32_t, std::size_t>{0, 0}; n > 0) {
+                    // Text that is UTF-8 (our own messages, an SMTPUTF8 header) keeps its characters.
+                    if (cp >= 0x10000) {
+                        cp -= 0x10000;
+                        out += fmt::format("\\u{:04x}\\u{:04x}", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+                    } else {
+                        out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
+                    }
+                    i += n - 1;
+                } else {
+                    out += fmt::format("\\u{:04x}", c);  // a control character, or a byte that is not UTF-8
                 }
         }
     }

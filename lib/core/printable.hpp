@@ -12,8 +12,9 @@ namespace vigil::core {
 // `max` bytes with a trailing "..." so one line can never be split or flooded by a peer.
 std::string printable(std::string_view raw, std::size_t max = limits::max_log_field);
 
-// Escape for a JSON string body (no quotes added); non-ASCII bytes become \u00NN so the output
-// is always valid UTF-8 whatever the input was.
+// Escape for a JSON string body (no quotes added). The output is ASCII whatever the input was:
+// well-formed UTF-8 characters become their \uNNNN escapes (surrogate pairs above U+FFFF), any
+// other non-ASCII byte \u00NN (as if Latin-1), control characters \uNNNN or \n \r \t.
 std::string json_escape(std::string_view raw);
 
 std::string to_lower(std::string_view s);

@@ -176,28 +176,10 @@ std::string auth_result_text(const SignatureResult& r) {
     return out;
 }
 
-std::string json_escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        auto u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (u < 0x20 || u >= 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", u);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
 std::string json_of(const SignatureResult& r) {
-    return "{\"result\":\"" + std::string(to_string(r.result)) + "\",\"domain\":\"" + json_escape(r.domain) +
-           "\",\"selector\":\"" + json_escape(r.selector) + "\",\"algorithm\":\"" + json_escape(r.algorithm) +
-           "\",\"detail\":\"" + json_escape(r.detail) + "\"}";
+    return "{\"result\":\"" + std::string(to_string(r.result)) + "\",\"domain\":\"" + core::json_escape(r.domain) +
+           "\",\"selector\":\"" + core::json_escape(r.selector) + "\",\"algorithm\":\"" +
+           core::json_escape(r.algorithm) + "\",\"detail\":\"" + core::json_escape(r.detail) + "\"}";
 }
 
 }  // namespace vigil::auth::dkim

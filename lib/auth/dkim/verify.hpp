@@ -71,6 +71,5 @@ std::vector<HeaderRef> header_refs(const Fields& fields) {
 std::string auth_result_text(const SignatureResult& r);
 // {"result":..,"domain":..,"selector":..,"algorithm":..,"detail":..}
 std::string json_of(const SignatureResult& r);
-std::string json_escape(std::string_view s);
 
 }  // namespace vigil::auth::dkim
