@@ -5,6 +5,7 @@
 
 #include "auth/dkim/keys.hpp"
 #include "auth/dkim/signature.hpp"
+#include "test_random.hpp"
 
 using namespace vigil::auth::dkim;
 
@@ -185,11 +186,7 @@ std::optional<std::string> reference_base64(std::string_view text) {
 }  // namespace
 
 TEST_CASE("dkim crypto: base64 decoding agrees with the plain reference", "[dkim][crypto]") {
-    std::uint32_t seed = 99;
-    auto next = [&] {
-        seed = seed * 1103515245u + 12345u;
-        return (seed >> 16) & 0x7fff;
-    };
+    vigil::test::Lcg next(99);
     const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const char odd[] = {' ', '\t', '\r', '\n', '=', '=', '!', '-', '\0', '\xff'};
     int decoded = 0;
