@@ -166,7 +166,7 @@ Pending CachingResolver::lookup(std::string_view raw_name, RrType type) {
         return Pending::of(Answer::failure(Status::malformed, "unsupported query type"));
 
     Key key{std::move(q.name), type, {}, false};
-    Promise promise;
+    std::optional<Promise> made;  // only for a miss: a hit costs no shared state of its own
     std::uint64_t id = 0;
     {
         std::unique_lock lock(impl_->mutex);
@@ -187,8 +187,10 @@ Pending CachingResolver::lookup(std::string_view raw_name, RrType type) {
         }
         ++impl_->stats.misses;
         id = impl_->next_id++;
-        impl_->in_flight.insert_or_assign(key, Impl::InFlight{promise, id, now});
+        made.emplace();
+        impl_->in_flight.insert_or_assign(key, Impl::InFlight{*made, id, now});
     }
+    const Promise& promise = *made;
 
     // Not under the lock: the upstream may answer synchronously and run our callback right here.
     std::optional<Pending> upstream;

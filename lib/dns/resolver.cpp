@@ -53,9 +53,10 @@ Answer Answer::failure(Status status, std::string detail, Dnssec dnssec) {
 Pending::Pending(std::shared_ptr<detail::LookupState> state) : state_(std::move(state)) {}
 
 Pending Pending::of(Answer answer) {
-    Promise p;
-    p.complete(std::move(answer));
-    return p.pending();
+    // Nobody can wait on a state nobody else has seen yet: no lock, no callbacks to run.
+    auto state = std::make_shared<detail::LookupState>();
+    state->answer = std::move(answer);
+    return Pending(std::move(state));
 }
 
 bool Pending::ready() const {
@@ -107,7 +108,8 @@ bool Promise::completed() const {
     return state_->answer.has_value();
 }
 
-QueryName normalize_query_name(std::string_view name) {
+namespace {
+QueryName check_and_lower(std::string_view name) {
     QueryName out;
     if (!name.empty() && name.back() == '.') name.remove_suffix(1);
     if (name.empty()) {
@@ -119,7 +121,10 @@ QueryName normalize_query_name(std::string_view name) {
         return out;
     }
     std::size_t label = 0;
+    out.name.resize(name.size());  // lowercased in the same pass
+    char* lower = out.name.data();
     for (unsigned char c : name) {
+        *lower++ = static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
         if (c == '.') {
             if (label == 0) {
                 out.error = "empty label";
@@ -144,8 +149,14 @@ QueryName normalize_query_name(std::string_view name) {
         out.error = "empty label";
         return out;
     }
-    out.name = core::to_lower(name);
     return out;
+}
+}  // namespace
+
+QueryName normalize_query_name(std::string_view name) {
+    QueryName q = check_and_lower(name);
+    if (!q.ok()) q.name.clear();  // never half a name
+    return q;
 }
 
 bool is_known_type(RrType type) {

@@ -538,6 +538,7 @@ void DnsblCheck::run_connect(policy::Context& ctx) const {
     if (st == nullptr || !ip) return;
     // One object per list for `vigil check --json` ("dnsbl": [...]): what each list answered.
     std::string report;
+    const bool reports = ctx.wants_reports();  // only `vigil check` shows them
     for (auto& lookup : st->connect) {
         const auto& list = lists_[lookup.list];
         auto answer = lookup.pending.wait_until(ctx.deadline());
@@ -574,7 +575,8 @@ void DnsblCheck::run_connect(policy::Context& ctx) const {
                 }
                 break;
         }
-        report += fmt::format(
+        if (reports)
+            report += fmt::format(
             "{}{{\"list\":\"{}\",\"type\":\"{}\",\"query\":\"{}\",\"status\":\"{}\",\"codes\":{},\"result\":"
             "\"{}\","
             "\"symbols\":{}{}}}",
@@ -582,7 +584,7 @@ void DnsblCheck::run_connect(policy::Context& ctx) const {
             core::json_escape(lookup.query), r.status, json_strings(r.codes), result, json_strings(symbols),
             r.reject_code ? fmt::format(",\"reject_code\":\"{}\"", *r.reject_code) : std::string());
     }
-    if (!st->connect.empty()) ctx.add_report("dnsbl", "[" + report + "]");
+    if (reports && !st->connect.empty()) ctx.add_report("dnsbl", "[" + report + "]");
 }
 
 // reject_at = "rcpt": refuse each recipient of an inbound message from a client that a list names

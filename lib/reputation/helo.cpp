@@ -190,6 +190,7 @@ void HeloCheck::run(policy::Context& ctx) const {
         }
         ctx.add_symbol(*this, sym, 1.0, std::move(options));
     }
+    if (!ctx.wants_reports()) return;  // only `vigil check` shows the report
     std::string syms;
     for (const auto& sym : found) syms += fmt::format("{}\"{}\"", syms.empty() ? "" : ",", sym);
     auto status = [](const std::string& s) { return s.empty() ? std::string("null") : "\"" + s + "\""; };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <optional>
 #include <vector>
 
@@ -39,24 +40,47 @@ bool contains_bounded(std::string_view hay, std::string_view needle, bool (*insi
     return false;
 }
 
+// A pattern of at most 40 characters, built without allocating: embeds_ipv4 runs on every connection.
+class Pattern {
+public:
+    Pattern& num(unsigned v, int width = 0, int base = 10) {
+        char digits[16];
+        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v, base);
+        for (auto len = end - digits; len < width; ++len) buf_[n_++] = '0';
+        for (const char* d = digits; d != end; ++d) buf_[n_++] = *d;
+        return *this;
+    }
+    Pattern& ch(char c) {
+        buf_[n_++] = c;
+        return *this;
+    }
+    std::string_view view() const { return {buf_.data(), n_}; }
+
+private:
+    std::array<char, 48> buf_{};
+    std::size_t n_ = 0;
+};
+
 bool embeds_ipv4(std::string_view name, const core::IpAddress& ip) {
     const auto& b = ip.bytes();
     std::array<unsigned, 4> o = {b[0], b[1], b[2], b[3]};
     std::array<unsigned, 4> r = {b[3], b[2], b[1], b[0]};
     for (const auto& q : {o, r}) {
         for (char sep : {'-', '.', '_'}) {
-            if (contains_bounded(name, fmt::format("{}{}{}{}{}{}{}", q[0], sep, q[1], sep, q[2], sep, q[3]),
-                                 is_digit)) {
-                return true;
-            }
+            Pattern dotted;
+            dotted.num(q[0]).ch(sep).num(q[1]).ch(sep).num(q[2]).ch(sep).num(q[3]);
+            if (contains_bounded(name, dotted.view(), is_digit)) return true;
         }
-        if (contains_bounded(name, fmt::format("{:03}{:03}{:03}{:03}", q[0], q[1], q[2], q[3]), is_digit))
-            return true;
+        Pattern padded;  // 203000113009
+        padded.num(q[0], 3).num(q[1], 3).num(q[2], 3).num(q[3], 3);
+        if (contains_bounded(name, padded.view(), is_digit)) return true;
     }
-    if (contains_bounded(name, fmt::format("{:02x}{:02x}{:02x}{:02x}", o[0], o[1], o[2], o[3]), is_hex))
-        return true;
-    std::uint32_t n = (o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3];
-    return contains_bounded(name, fmt::format("{}", n), is_digit);
+    Pattern hex;  // cb007109
+    hex.num(o[0], 2, 16).num(o[1], 2, 16).num(o[2], 2, 16).num(o[3], 2, 16);
+    if (contains_bounded(name, hex.view(), is_hex)) return true;
+    Pattern whole;  // the address as one 32-bit number
+    whole.num((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]);
+    return contains_bounded(name, whole.view(), is_digit);
 }
 
 bool has_generic_word(std::string_view name) {
@@ -255,6 +279,7 @@ void IprevCheck::run(policy::Context& ctx) const {
     ctx.add_symbol(*this, ev.symbol, 1.0, ev.options);
     ctx.add_auth_result(fmt::format("iprev={} policy.iprev={}", ev.result, ip_text));
     // What `vigil check --json` shows under "iprev".
+    if (!ctx.wants_reports()) return;
     std::string list;
     for (const auto& n : ev.names) list += fmt::format("{}\"{}\"", list.empty() ? "" : ",", core::json_escape(n));
     ctx.add_report("iprev",

@@ -66,6 +66,7 @@ Modes
   --callgrind [N]       user-space instructions per message of vigil-milter (and the floor) under
                         valgrind --tool=callgrind: 1 connection, 4 KiB RSA-signed, N messages
                         (default 1000) after 100 unmeasured; keeps the profile for callgrind_annotate
+                        (with --per-connection: a new connection for every message)
   --syscalls [N]        system calls per message of each filter (default floor-rx,vigil), counted by
                         strace -f -c attached after 200 unmeasured messages, over N messages (default
                         2000) at the first --conns value (default 8), 4 KiB RSA-signed, persistent
@@ -809,7 +810,7 @@ int run_callgrind(Bench& b) {
         LoadSpec s;
         s.target = f.target;
         s.connections = 1;
-        s.persistent = true;
+        s.persistent = b.opt.persistent;
         s.warmup_messages = warm;
         s.messages = n;
         s.nodelay = b.opt.nodelay;
@@ -835,8 +836,9 @@ int run_callgrind(Bench& b) {
         }
         auto total = dump.empty() ? std::nullopt : callgrind_total(dump);
         if (!total) die("no callgrind dump found for " + name);
-        std::printf("%-8s %llu instructions per message (%llu over %llu messages, 4 KiB RSA-signed, 1 persistent connection)\n",
-                    name.c_str(), *total / n, *total, static_cast<unsigned long long>(n));
+        std::printf("%-8s %llu instructions per message (%llu over %llu messages, 4 KiB RSA-signed, %s)\n",
+                    name.c_str(), *total / n, *total, static_cast<unsigned long long>(n),
+                    b.opt.persistent ? "1 persistent connection" : "one connection per message");
         std::string keep = fmt::format("callgrind.{}.out", name);
         fs::copy_file(dump, keep, fs::copy_options::overwrite_existing);
         std::printf("         profile: %s (callgrind_annotate --inclusive=yes %s | head -60)\n", keep.c_str(), keep.c_str());

@@ -248,6 +248,7 @@ void DkimCheck::run(policy::Context& ctx) const {
             r.detail = fmt::format("not verified: more than {} header fields", core::limits::max_header_fields);
         }
     }
+    const bool reports = ctx.wants_reports();  // only `vigil check` shows them
     std::string json = "[";
     auto& facts = ctx.facts();
     facts.dkim_evaluated = true;
@@ -264,8 +265,10 @@ void DkimCheck::run(policy::Context& ctx) const {
     for (std::size_t i = 0; i < results.size(); ++i) {
         const auto& r = results[i];
         ctx.add_auth_result(auth_result_text(r));
-        if (i > 0) json += ",";
-        json += json_of(r);
+        if (reports) {
+            if (i > 0) json += ",";
+            json += json_of(r);
+        }
         by_result[static_cast<int>(r.result)].push_back(r.domain.empty() ? "?" : r.domain);
         if (r.result == Result::pass) {
             if (std::find(options_.trusted_signers.begin(), options_.trusted_signers.end(), r.domain) !=
@@ -287,7 +290,7 @@ void DkimCheck::run(policy::Context& ctx) const {
     add(Result::neutral, "DKIM_NEUTRAL");
     if (length) ctx.add_symbol(*this, "DKIM_LENGTH");
     if (trusted) ctx.add_symbol(*this, "DKIM_TRUSTED");
-    ctx.add_report("dkim", "{\"signatures\":" + json + "}");
+    if (reports) ctx.add_report("dkim", "{\"signatures\":" + json + "}");
 }
 
 }  // namespace vigil::auth::dkim
