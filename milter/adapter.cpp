@@ -327,10 +327,10 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
         Priv& p = ensure_priv(ctx);
         p.session->set_queue_id(macro(ctx, "i"));
         if (p.message_answer) {
-            auto kept = std::move(*p.message_answer);
+            auto status = give(ctx, p, *p.message_answer);  // logged with the envelope, then cleared
             p.message_answer.reset();
             p.session->reset_message();
-            return give(ctx, p, kept);
+            return status;
         }
         auto v = p.session->end_of_message();
         sfsistat status = SMFIS_ACCEPT;
