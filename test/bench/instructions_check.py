@@ -6,7 +6,8 @@ about 0.01 %) must not grow more than LIMIT above the last figure in test/bench/
 
 A change that adds cost fails here; if the cost is worth it, re-measure with the README command and
 add the new line to instructions.txt in the same commit. Only meaningful for the GCC RelWithDebInfo build
-the figures were taken with (CMake registers it only there). Exit 77 (skip) without valgrind.
+the figures were taken with (CMake registers it only there), on a CPU with the same features as the
+one recorded in instructions.txt. Exit 77 (skip) without valgrind or on another kind of CPU.
 """
 import argparse
 import os
@@ -32,6 +33,29 @@ def recorded() -> tuple[int, str]:
     return last
 
 
+# The CPU features that choose OpenSSL's and glibc's code paths (also under valgrind, which passes most
+# of them through): a figure recorded on another set of them is not comparable.
+FEATURES = ("adx", "avx2", "avx512f", "avx512ifma", "bmi2", "erms", "fsrm", "sha_ni", "vaes", "vpclmulqdq")
+
+
+def cpu_features() -> str:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return " ".join(x for x in FEATURES if x in have)
+    return ""
+
+
+def recorded_features() -> str | None:
+    with open(os.path.join(HERE, "instructions.txt"), encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"# cpu features: (.*)", line)
+            if m:
+                return m.group(1).strip()
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("bench")
@@ -42,6 +66,10 @@ def main() -> int:
         print("SKIP: valgrind is not installed (apt-get install valgrind)")
         return 77
     want, what = recorded()
+    here, there = cpu_features(), recorded_features()
+    if there is not None and here != there:
+        print(f"SKIP: this CPU has [{here}], the figures were recorded on [{there}]: not comparable")
+        return 77
     with tempfile.TemporaryDirectory(prefix="vigil-instr-") as work:
         p = subprocess.run([os.path.abspath(a.bench), "--callgrind", str(a.messages), "--filters", "vigil"],
                            cwd=work, capture_output=True, text=True, timeout=600)
