@@ -98,13 +98,30 @@ const char* action_name(sfsistat status) {
     return status == SMFIS_REJECT ? "reject" : status == SMFIS_ACCEPT ? "accept" : "tempfail";
 }
 
-// Gives a kept answer at RCPT or end of message, with the line an answer at its own stage would have
-// had in the log (the stage it was decided at), plus the recipient it is given to.
+sfsistat answer(SMFICTX* ctx, const Deferred& d) {
+    return d.reply.code.empty() ? d.status : set_reply(ctx, d.reply, d.status);
+}
+
+// Gives an answer with its log line: the stage it was decided at, and the recipient it is given to
+// when it was kept for RCPT.
 sfsistat give(SMFICTX* ctx, Priv& p, const Deferred& d, std::string_view rcpt = {}) {
     static const core::Envelope none;  // a failure before the session existed
     log_line(LOG_INFO, report::format_early_decision(p.config->log_format, p.session ? p.session->envelope() : none,
                                                      d.stage, action_name(d.status), d.reply, d.reason, rcpt));
-    return d.reply.code.empty() ? d.status : set_reply(ctx, d.reply, d.status);
+    return answer(ctx, d);
+}
+
+// Keeps an answer decided where the MTA waits for none (`nr_bit` negotiated); the first one stands.
+// Connect and HELO answers hold for every transaction of the session, the others for this one.
+sfsistat keep(Priv& p, unsigned long nr_bit, Deferred d) {
+    auto& slot = nr_bit == SMFIP_NR_CONN || nr_bit == SMFIP_NR_HELO ? p.session_answer : p.message_answer;
+    if (!slot) slot = std::move(d);
+    return SMFIS_NOREPLY;
+}
+
+// Go on: no answer where the MTA waits for none, else CONTINUE.
+sfsistat carry_on(const Priv& p, unsigned long nr_bit) {
+    return (p.noreply & nr_bit) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 // Every callback funnels exceptions here: the configured failure action, never an accidental accept.
@@ -126,13 +143,8 @@ sfsistat internal_failure(SMFICTX* ctx, const char* where, unsigned long nr_bit,
             case core::Action::reject: d.status = SMFIS_REJECT, d.reply = {"550", "5.3.0", "Internal error in mail filter"}; break;
             default: d.status = SMFIS_TEMPFAIL, d.reply = {"451", "4.3.0", "Internal error in mail filter, try again later"}; break;
         }
-        if (Priv* p = priv(ctx); p != nullptr && (p->noreply & nr_bit) != 0) {
-            bool whole_session = nr_bit == SMFIP_NR_CONN || nr_bit == SMFIP_NR_HELO;
-            auto& slot = whole_session ? p->session_answer : p->message_answer;
-            if (!slot) slot = std::move(d);
-            return SMFIS_NOREPLY;
-        }
-        return d.reply.code.empty() ? d.status : set_reply(ctx, d.reply, d.status);
+        if (Priv* p = priv(ctx); p != nullptr && (p->noreply & nr_bit) != 0) return keep(*p, nr_bit, std::move(d));
+        return answer(ctx, d);
     } catch (...) {
         return SMFIS_TEMPFAIL;
     }
@@ -153,19 +165,13 @@ sfsistat internal_failure(SMFICTX* ctx, const char* where, unsigned long nr_bit,
 // at this stage (`nr_bit` negotiated).
 sfsistat early(SMFICTX* ctx, Priv& p, const policy::StageResult& r, const char* stage, unsigned long nr_bit = 0,
                std::string_view rcpt = {}) {
-    bool answers = (p.noreply & nr_bit) == 0;
-    if (r.proceed()) return answers ? SMFIS_CONTINUE : SMFIS_NOREPLY;
-    if (!answers) {
-        Deferred d{r.kind == policy::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL, r.reply, stage, r.reason};
-        (nr_bit == SMFIP_NR_MAIL ? p.message_answer : p.session_answer) = std::move(d);
-        return SMFIS_NOREPLY;
-    }
-    const char* action = r.kind == policy::StageResult::Kind::reject ? "reject" : "tempfail";
+    if (r.proceed()) return carry_on(p, nr_bit);
+    Deferred d{r.kind == policy::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL, r.reply, stage, r.reason};
+    if (p.noreply & nr_bit) return keep(p, nr_bit, std::move(d));
     if (p.config->log_connections || std::strcmp(stage, "rcpt") == 0 || std::strcmp(stage, "mail") == 0) {
-        log_line(LOG_INFO, report::format_early_decision(p.config->log_format, p.session->envelope(), stage, action,
-                                                         r.reply, r.reason, rcpt));
+        return give(ctx, p, d, rcpt);
     }
-    return set_reply(ctx, r.reply, r.kind == policy::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL);
+    return answer(ctx, d);
 }
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
@@ -236,14 +242,11 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
     })
 }
 
-// A stage after an answer was kept: nothing left for the checks to decide.
-sfsistat skip(const Priv& p, unsigned long nr_bit) { return (p.noreply & nr_bit) ? SMFIS_NOREPLY : SMFIS_CONTINUE; }
-
 sfsistat on_helo(SMFICTX* ctx, char* name) noexcept {
     GUARD("helo", SMFIP_NR_HELO, {
         Priv& p = ensure_priv(ctx);
         if (p.session_answer && p.session_answer->stage == "helo") p.session_answer.reset();  // a new HELO
-        if (p.session_answer) return skip(p, SMFIP_NR_HELO);
+        if (p.session_answer) return carry_on(p, SMFIP_NR_HELO);
         return early(ctx, p, p.session->helo(name ? name : ""), "helo", SMFIP_NR_HELO);
     })
 }
@@ -252,7 +255,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
     GUARD("mail", SMFIP_NR_MAIL, {
         Priv& p = ensure_priv(ctx);
         p.message_answer.reset();
-        if (p.session_answer) return skip(p, SMFIP_NR_MAIL);
+        if (p.session_answer) return carry_on(p, SMFIP_NR_MAIL);
         auto r = p.session->mail(argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"), macro(ctx, "{auth_type}"));
         p.session->set_queue_id(macro(ctx, "i"));
         return early(ctx, p, r, "mail", SMFIP_NR_MAIL);
@@ -273,36 +276,36 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) noexcept {
 sfsistat on_data(SMFICTX* ctx) noexcept {
     GUARD("data", SMFIP_NR_DATA, {
         Priv& p = ensure_priv(ctx);
-        return skip(p, SMFIP_NR_DATA);
+        return carry_on(p, SMFIP_NR_DATA);
     })
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
     GUARD("header", SMFIP_NR_HDR, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer) return skip(p, SMFIP_NR_HDR);
+        if (p.message_answer) return carry_on(p, SMFIP_NR_HDR);
         std::string scratch;
         p.session->header(name ? name : "", to_crlf(value ? value : "", scratch));
-        return (p.noreply & SMFIP_NR_HDR) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+        return carry_on(p, SMFIP_NR_HDR);
     })
 }
 
 sfsistat on_eoh(SMFICTX* ctx) noexcept {
     GUARD("eoh", SMFIP_NR_EOH, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer) return skip(p, SMFIP_NR_EOH);
+        if (p.message_answer) return carry_on(p, SMFIP_NR_EOH);
         p.session->set_queue_id(macro(ctx, "i"));
         p.session->end_of_headers();
-        return (p.noreply & SMFIP_NR_EOH) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+        return carry_on(p, SMFIP_NR_EOH);
     })
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) noexcept {
     GUARD("body", SMFIP_NR_BODY, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer) return skip(p, SMFIP_NR_BODY);
+        if (p.message_answer) return carry_on(p, SMFIP_NR_BODY);
         p.session->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
-        return (p.noreply & SMFIP_NR_BODY) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+        return carry_on(p, SMFIP_NR_BODY);
     })
 }
 

@@ -28,7 +28,7 @@ std::string printable(std::string_view raw, std::size_t max) {
 namespace {
 
 // The code point of the well-formed UTF-8 sequence at raw[i] (RFC 3629: no overlong forms, no
-// surrogates, nothing above U+10FFFF), and its length; length 0 when there is none.
+// surrogates, nothing above U+10FFFF), and its length; length 0 when there is none (also for ASCII).
 std::pair<char32_t, std::size_t> utf8_at(std::string_view raw, std::size_t i) {
     auto byte = [&](std::size_t k) { return static_cast<unsigned char>(raw[k]); };
     unsigned char c = byte(i);
@@ -60,7 +60,7 @@ std::string json_escape(std::string_view raw) {
             default:
                 if (c >= 0x20 && c < 0x7f) {
                     out += static_cast<char>(c);
-                } else if (auto [cp, n] = c >= 0x80 ? utf8_at(raw, i) : std::pair<char32_t, std::size_t>{0, 0}; n > 0) {
+                } else if (auto [cp, n] = utf8_at(raw, i); n > 0) {
                     // Text that is UTF-8 (our own messages, an SMTPUTF8 header) keeps its characters.
                     if (cp >= 0x10000) {
                         cp -= 0x10000;

@@ -575,8 +575,8 @@ void DnsblCheck::run_connect(policy::Context& ctx) const {
                 }
                 break;
         }
-        if (reports)
-            report += fmt::format(
+        if (!reports) continue;
+        report += fmt::format(
             "{}{{\"list\":\"{}\",\"type\":\"{}\",\"query\":\"{}\",\"status\":\"{}\",\"codes\":{},\"result\":"
             "\"{}\","
             "\"symbols\":{}{}}}",
