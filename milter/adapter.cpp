@@ -34,6 +34,7 @@ struct Deferred {
     core::SmtpReply reply;  // empty code: libmilter's default reply for the status
     std::string stage;      // where it was decided, for the log
     std::string reason;
+    bool failure = false;   // an internal failure, not a policy decision
 };
 
 struct Priv {
@@ -41,7 +42,7 @@ struct Priv {
     std::unique_ptr<policy::Session> session;
     bool leadspc = false;
     unsigned long noreply = 0;               // protocol flags for stages where the MTA waits for no answer
-    std::optional<Deferred> session_answer;  // from connect or HELO: every transaction of the session
+    std::optional<Deferred> session_answer;  // an internal failure at connect or HELO: every transaction
     std::optional<Deferred> message_answer;  // from MAIL FROM to the body: this transaction only
 };
 
@@ -115,7 +116,8 @@ sfsistat give(SMFICTX* ctx, Priv& p, const Deferred& d, std::string_view rcpt = 
 }
 
 // Keeps an answer decided where the MTA waits for none (`nr_bit` negotiated); the first one stands.
-// Connect and HELO answers hold for every transaction of the session, the others for this one.
+// Connect and HELO ones (internal failures: a policy refusal there is re-decided at MAIL FROM) hold
+// for every transaction of the session, the others for this one.
 sfsistat keep(Priv& p, unsigned long nr_bit, Deferred d) {
     auto& slot = nr_bit == SMFIP_NR_CONN || nr_bit == SMFIP_NR_HELO ? p.session_answer : p.message_answer;
     if (!slot) slot = std::move(d);
@@ -139,6 +141,7 @@ sfsistat internal_failure(SMFICTX* ctx, const char* where, unsigned long nr_bit,
         log_line(LOG_ERR, fmt::format("{}: internal error in {}: {} -> {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
                                       where, core::printable(what), core::to_string(cfg.on_internal_error)));
         Deferred d;
+        d.failure = true;
         d.stage = where;
         d.reason = fmt::format("internal error: {}", what);
         switch (cfg.on_internal_error) {
@@ -193,7 +196,7 @@ sfsistat early(SMFICTX* ctx, Priv& p, const policy::StageResult& r, const char* 
     if (r.proceed()) return carry_on(p, nr_bit);
     Deferred d{r.kind == policy::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL, r.reply, stage, r.reason};
     if (p.noreply & nr_bit) return keep(p, nr_bit, std::move(d));
-    if (p.config->log_connections || std::strcmp(stage, "rcpt") == 0 || std::strcmp(stage, "mail") == 0) {
+    if (p.config->log_connections || nr_bit == SMFIP_NR_MAIL || std::strcmp(stage, "rcpt") == 0) {
         return give(ctx, p, d, rcpt);
     }
     return answer(ctx, d);
@@ -263,6 +266,9 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
         }
         // No address at all means local submission (sendmail binary, Postfix pickup).
         auto r = p.session->connect(ip, hostname ? hostname : "unknown", macro(ctx, "{daemon_name}"), !ip);
+        // With delay_reject a refusal waits for MAIL FROM, where the session tells whether it holds
+        // for that sender.
+        if (p.noreply & SMFIP_NR_CONN) return SMFIS_NOREPLY;
         return early(ctx, p, r, "connect", SMFIP_NR_CONN);
     })
 }
@@ -272,7 +278,9 @@ sfsistat on_helo(SMFICTX* ctx, char* name) noexcept {
         Priv& p = ensure_priv(ctx);
         if (p.session_answer && p.session_answer->stage == "helo") p.session_answer.reset();  // a new HELO
         if (p.session_answer) return carry_on(p, SMFIP_NR_HELO);
-        return early(ctx, p, p.session->helo(name ? name : ""), "helo", SMFIP_NR_HELO);
+        auto r = p.session->helo(name ? name : "");
+        if (p.noreply & SMFIP_NR_HELO) return SMFIS_NOREPLY;  // as at connect
+        return early(ctx, p, r, "helo", SMFIP_NR_HELO);
     })
 }
 
@@ -283,7 +291,9 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
         if (p.session_answer) return carry_on(p, SMFIP_NR_MAIL);
         auto r = p.session->mail(argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"), macro(ctx, "{auth_type}"));
         p.session->set_queue_id(macro(ctx, "i"));
-        return early(ctx, p, r, "mail", SMFIP_NR_MAIL);
+        // A refusal decided at connect or HELO that holds for this sender is logged with its stage.
+        const char* stage = p.session->connection_refused() ? to_string(r.decided_at).data() : "mail";
+        return early(ctx, p, r, stage, SMFIP_NR_MAIL);
     })
 }
 

@@ -12,9 +12,16 @@ ReplayResult replay(Session& s, const ReplayInput& in) {
         out.envelope = s.envelope();
         return out;
     };
-    if (auto r = s.connect(in.ip, in.client_name); !r.proceed()) return stop("connect", r);
-    if (auto r = s.helo(in.helo); !r.proceed()) return stop("helo", r);
-    if (auto r = s.mail(in.mail_from, in.auth_user); !r.proceed()) return stop("mail", r);
+    // With delay_reject (the milter's default) a refusal decided at connect or HELO waits for MAIL
+    // FROM, where it may turn out not to hold for this sender; HELO's checks run in between.
+    const bool delay = s.config().delay_reject;
+    auto at_connect = s.connect(in.ip, in.client_name);
+    if (!at_connect.proceed() && !delay) return stop("connect", at_connect);
+    auto at_helo = s.helo(in.helo);
+    if (!at_helo.proceed() && !delay) return stop("helo", at_helo);
+    if (auto r = s.mail(in.mail_from, in.auth_user); !r.proceed()) {
+        return stop(s.connection_refused() ? to_string(r.decided_at).data() : "mail", r);
+    }
     s.set_queue_id(in.queue_id);
     for (const auto& rcpt : in.rcpts) {
         if (auto r = s.rcpt(rcpt); !r.proceed()) out.refused_rcpts.emplace_back(rcpt, r);

@@ -119,6 +119,7 @@ StageResult Session::early_decision(const Results& r, std::size_t forced_from) c
         auto kind = f.action == core::Action::reject ? StageResult::Kind::reject : StageResult::Kind::tempfail;
         if (out.kind == StageResult::Kind::reject) continue;  // reject wins over tempfail
         out.kind = kind;
+        out.decided_at = r.forced[i].stage;
         out.reply = f.reply.value_or(kind == StageResult::Kind::reject ? config_->reject_reply : config_->tempfail_reply);
         out.reason = f.reason;
     }
@@ -169,14 +170,16 @@ StageResult Session::mail(std::string_view from, std::string_view auth_user, std
     bool outbound = env_.trusted_network || (config_->authenticated_is_outbound && !env_.auth_user.empty());
     env_.direction = outbound ? core::Direction::outbound : core::Direction::inbound;
     direction_known_ = true;
+    // A refusal decided at connect or HELO, before the direction was known, holds only now that
+    // the sender is known not to be one of ours (an inbound-only check's refusal does not stop our
+    // own users: delay_reject). When it holds it is the answer, and MAIL's checks need not run.
+    if (auto held = early_decision(connection_, 0); !held.proceed()) return held;
     auto before = message_.forced.size();
     run_stage(Stage::mail, message_);
-    auto early = early_decision(message_, before);
-    // An early decision made before the direction was known (connect, helo) applies only now
-    // that we know the sender is not one of ours.
-    if (early.proceed()) early = early_decision(connection_, 0);
-    return early;
+    return early_decision(message_, before);
 }
+
+bool Session::connection_refused() const { return direction_known_ && !early_decision(connection_, 0).proceed(); }
 
 StageResult Session::rcpt(std::string_view rcpt) {
     auto addr = core::strip_angle_brackets(rcpt.substr(0, core::limits::max_envelope_string));

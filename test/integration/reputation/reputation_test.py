@@ -7,11 +7,18 @@ runs `vigil --config CONF --dns 127.0.0.1:PORT check --json ...`, asserting symb
 Authentication-Results and the per-check JSON reports. Then measures that lookups run concurrently
 (--delay-ms 200) and that a list that never answers costs at most the stage budget.
 
-usage: reputation_test.py PATH/TO/vigil-test-dns PATH/TO/vigil
+With PATH/TO/vigil-milter as well, a block list with reject_at = "connect" is also driven through the
+real milter (test/support/milter_client.py, Postfix's protocol): with delay_reject (the default) the
+listed client is refused at RCPT TO with the connect-stage reply, logged with its HELO, sender and
+recipient, while the same client authenticated (SASL macros at MAIL FROM) is not refused; with
+delay_reject = false the refusal comes at connect.
+
+usage: reputation_test.py PATH/TO/vigil-test-dns PATH/TO/vigil [PATH/TO/vigil-milter]
 """
 
 import json
 import os
+import pwd
 import re
 import select
 import signal
@@ -282,12 +289,21 @@ def functional(vigil, dns_bin):
         conf = vigil.conf(BASE_CONF.format(budget=1500, iprev="true") +
                           BL_LIST.format(extra='reject_codes = ["127.0.0.2"]\nreject_at = "connect"'))
         r, _ = vigil.check(conf, server.port, "192.0.2.2")
-        # The engine answers a connect-stage forced reject at connect today (postscreen-style); it may
-        # move to MAIL, once the direction is known. Either way no recipient is reached.
-        expect(r["action"] == "reject" and r.get("stage") in ("connect", "mail"),
-               f"reject_at connect: refused at {r.get('stage')}")
+        # Decided at connect; with delay_reject (the default) it holds once the sender is known not
+        # to be ours, and no recipient is reached.
+        expect(r["action"] == "reject" and r.get("stage") == "connect",
+               f"reject_at connect: refused, decided at {r.get('stage')}")
         expect(r.get("smtp_reply") == "554 5.7.1 Service unavailable; client [192.0.2.2] blocked using bl.rep.test",
                f"default reply {r.get('smtp_reply')}")
+        r, _ = vigil.check(conf, server.port, "192.0.2.2", auth_user="alice")
+        expect(r["action"] == "accept" and r["direction"] == "outbound" and "stage" not in r,
+               f"reject_at connect, authenticated client: not refused ({r['action']} {r['direction']} "
+               f"{r.get('stage')})")
+        conf = vigil.conf("[milter]\ndelay_reject = false\n" + BASE_CONF.format(budget=1500, iprev="true") +
+                          BL_LIST.format(extra='reject_codes = ["127.0.0.2"]\nreject_at = "connect"'))
+        r, _ = vigil.check(conf, server.port, "192.0.2.2", auth_user="alice")
+        expect(r["action"] == "reject" and r.get("stage") == "connect",
+               f"delay_reject = false: refused at connect, authenticated or not ({r['action']} {r.get('stage')})")
     finally:
         server.stop()
 
@@ -351,14 +367,113 @@ def timing(vigil, dns_bin):
     expect(wall - base < budget + 250, f"and not much longer: {wall - base:.0f} < {budget + 250}")
 
 
+class Milter:
+    """vigil-milter in the foreground on a free 127.0.0.1 port, its log in a file."""
+
+    def __init__(self, binary, workdir, name, conf_text, dns_port, milter_extra=""):
+        import milter_client as mc
+        self.address = mc.free_inet_address()
+        try:
+            pwd.getpwnam("vigil")
+            user, allow_root = "vigil", "false"
+        except KeyError:
+            user, allow_root = "", "true"  # no vigil user here: run as root, explicitly allowed
+        if os.geteuid() != 0:
+            user, allow_root = "", "false"
+        self.conf = os.path.join(workdir, f"{name}.conf")
+        with open(self.conf, "w") as f:
+            f.write(f'[milter]\nsocket = "{self.address}"\nuser = "{user}"\nallow_root = {allow_root}\n'
+                    + milter_extra + conf_text)
+        os.chmod(self.conf, 0o644)
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([binary, "-f", "-c", self.conf, "--dns", f"127.0.0.1:{dns_port}"],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while "starting: listening" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"vigil-milter did not start:\n{self.log()}")
+            time.sleep(0.02)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def milter_connect_reject(milter_bin, dns_bin, tmp):
+    print("reject_at = connect through vigil-milter: refused at RCPT with delay_reject, unless authenticated")
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
+    import milter_client as mc
+    listed = "192.0.2.2"
+    conf_text = (BASE_CONF.format(budget=1500, iprev="true") + "[log]\nformat = \"text\"\n" +
+                 BL_LIST.format(extra='reject_codes = ["127.0.0.2"]\nreject_at = "connect"'))
+    blocked = "554 5.7.1 Service unavailable; client [192.0.2.2] blocked using bl.rep.test"
+    message = [("From", "sender@rep.test"), ("To", "user@ours.test"), ("Subject", "from a listed address")]
+    server = Server(dns_bin)
+    m = None
+    try:
+        m = Milter(milter_bin, tmp, "delay", conf_text, server.port)
+        with mc.MilterClient(m.address) as c:
+            c.negotiate()
+            early = [c.connect("[192.0.2.2]", listed), c.helo("relay.sender.test"), c.mail("<sender@rep.test>")]
+            expect(early == [None, None, None], f"listed client: no answer before RCPT ({early})")
+            r = c.rcpt("<user@ours.test>")
+            expect(r is not None and r.text.startswith(blocked), f"listed client: refused at RCPT ({r!r})")
+        expect(re.search(r"reject at connect reply=\"554 5\.7\.1 Service unavailable[^\"]*\" .*"
+                         r"helo=relay\.sender\.test from=<sender@rep\.test> rcpt=<user@ours\.test>", m.log())
+               is not None, "the refusal is logged as decided at connect, with the HELO, sender and recipient")
+        with mc.MilterClient(m.address) as c:
+            c.negotiate()
+            c.connect("[192.0.2.2]", listed)
+            c.helo("laptop.ours.test")
+            c.mail("<alice@ours.test>", macros={"{auth_authen}": "alice", "{auth_type}": "PLAIN"})
+            r = c.rcpt("<bob@elsewhere.test>")
+            expect(r is None or r.code == mc.SMFIR_CONTINUE, f"authenticated on a listed address: RCPT goes on ({r!r})")
+            c.data()
+            for name, value in message:
+                c.header(name, value)
+            c.eoh()
+            c.body(b"hello\r\n")
+            res = c.eom()
+        expect(res.reply.code == mc.SMFIR_ACCEPT or res.reply.code == mc.SMFIR_CONTINUE,
+               f"authenticated on a listed address: the message is accepted ({res.reply!r})")
+        expect(re.search(r": outbound action=accept .*ip=192\.0\.2\.2 helo=laptop\.ours\.test from=<alice@ours\.test>",
+                         m.log()) is not None, "its decision line: outbound, accept")
+        rc = m.stop()
+        expect(rc == 0, f"stops cleanly (status {rc})")
+        m = Milter(milter_bin, tmp, "nodelay", conf_text, server.port, milter_extra="delay_reject = false\n")
+        with mc.MilterClient(m.address) as c:
+            c.negotiate()
+            r = c.connect("[192.0.2.2]", listed)
+            expect(r is not None and r.text.startswith(blocked), f"delay_reject = false: refused at connect ({r!r})")
+    finally:
+        if m is not None:
+            m.stop()
+        server.stop()
+
+
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__)
         return 2
     dns_bin, vigil_bin = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory(prefix="vigil-reputation-") as tmp:
+        os.chmod(tmp, 0o755)
         vigil = Vigil(vigil_bin, tmp)
         functional(vigil, dns_bin)
+        if len(sys.argv) == 4:
+            milter_connect_reject(sys.argv[3], dns_bin, tmp)
         timing(vigil, dns_bin)
     if failures:
         print(f"{len(failures)} check(s) failed:")

@@ -484,3 +484,73 @@ TEST_CASE("Context::wants_reports follows Services::keep_reports", "[engine]") {
     }
     CHECK(seen == std::vector<bool>{true, false});
 }
+
+TEST_CASE("delay_reject: a refusal decided at connect or HELO is re-decided at MAIL FROM", "[engine]") {
+    std::vector<std::string> log;
+    auto cfg = base_config();
+    auto& rbl = add_probe(*cfg, log, "rbl", {Stage::connect});  // inbound only, like a block list
+    rbl.force_action = Action::reject;
+    auto& mail = add_probe(*cfg, log, "mailcheck", {Stage::mail}, {}, false);
+    mail.symbol = "PROBE_MAIL";
+    auto& helo = add_probe(*cfg, log, "helocheck", {Stage::helo}, {}, false);
+    helo.symbol = "PROBE_HELO";
+    finish(*cfg);
+    test::FakeClock clock;
+
+    SECTION("inbound: it holds, decided at connect; HELO's checks ran, MAIL's need not") {
+        Session s(cfg, Services{&clock});
+        auto r = replay(s, inbound());
+        REQUIRE(r.refused_at);
+        CHECK(*r.refused_at == "connect");
+        CHECK(r.refusal.kind == StageResult::Kind::reject);
+        CHECK(r.refusal.decided_at == Stage::connect);
+        CHECK(r.envelope.helo == "mx.example.net");
+        CHECK(r.envelope.mail_from == "a@example.net");
+        CHECK(s.connection_refused());
+        CHECK(std::count(log.begin(), log.end(), "run helocheck@helo") == 1);
+        CHECK(std::count(log.begin(), log.end(), "run mailcheck@mail") == 0);
+    }
+    SECTION("authenticated: an inbound-only check's refusal does not hold") {
+        Session s(cfg, Services{&clock});
+        auto in = inbound();
+        in.auth_user = "alice";
+        auto r = replay(s, in);
+        CHECK_FALSE(r.refused_at);
+        CHECK_FALSE(s.connection_refused());
+        CHECK(r.envelope.direction == core::Direction::outbound);
+        CHECK(std::count(log.begin(), log.end(), "run mailcheck@mail") == 1);
+    }
+    SECTION("delay_reject = false: refused at connect, before anything else runs") {
+        cfg->delay_reject = false;
+        Session s(cfg, Services{&clock});
+        auto in = inbound();
+        in.auth_user = "alice";
+        auto r = replay(s, in);
+        REQUIRE(r.refused_at);
+        CHECK(*r.refused_at == "connect");
+        CHECK(std::count(log.begin(), log.end(), "run helocheck@helo") == 0);
+    }
+}
+
+TEST_CASE("delay_reject: a refusal by a check that is not inbound-only holds for our own users too", "[engine]") {
+    std::vector<std::string> log;
+    auto cfg = base_config();
+    auto& deny = add_probe(*cfg, log, "deny", {Stage::helo}, {}, false);
+    deny.force_action = Action::tempfail;
+    finish(*cfg);
+    test::FakeClock clock;
+    Session s(cfg, Services{&clock});
+    auto in = inbound();
+    in.auth_user = "alice";
+    auto r = replay(s, in);
+    REQUIRE(r.refused_at);
+    CHECK(*r.refused_at == "helo");
+    CHECK(r.refusal.kind == StageResult::Kind::tempfail);
+    CHECK(r.refusal.decided_at == Stage::helo);
+    CHECK(s.connection_refused());
+    // Before MAIL FROM nothing is known about the sender: connection_refused() says no.
+    Session fresh(cfg, Services{&clock});
+    REQUIRE(fresh.connect(core::IpAddress::parse("203.0.113.5"), "unknown").proceed());
+    CHECK_FALSE(fresh.helo("x.example").proceed());
+    CHECK_FALSE(fresh.connection_refused());
+}
