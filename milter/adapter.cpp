@@ -208,6 +208,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
         auto p = std::make_unique<Priv>();
         p->config = g_daemon->config();
         *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
+        // Not SMFIP_NOEOH, though it would spare two packets per message: libmilter's state machine
+        // then cannot go from DATA to the body of a message without header fields, ignores its body
+        // and end of message, and the transaction hangs until the MTA's timeout (seen with Postfix).
         unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN;
         // Stages where the MTA need not wait for us: each answer it waits for is a round trip (a
         // sleep and a wake-up on each side). Vigil never refuses at a header or body event; with
