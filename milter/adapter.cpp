@@ -28,7 +28,8 @@ const char* g_fault_stage = nullptr;  // tests only: the callback that throws (s
 // An answer decided at a stage where the MTA does not wait for one (a no-reply stage, negotiated):
 // libmilter drops whatever such a callback returns, so the answer is kept and given at the next
 // stage the MTA waits for: each RCPT TO for connect, HELO and MAIL FROM (Postfix's
-// smtpd_delay_reject), end of message for the header and body stages.
+// smtpd_delay_reject), end of message for the header and body stages, and for all of them when RCPT
+// TO is not answered either (nothing configured can refuse before DATA).
 struct Deferred {
     sfsistat status = SMFIS_TEMPFAIL;
     core::SmtpReply reply;  // empty code: libmilter's default reply for the status
@@ -219,9 +220,13 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
         // next one back to back and Nagle on its side holds the second write for our delayed ACK
         // (~40 ms per message, test/bench/milter_latency.py; README, Performance). A unix socket has
         // no Nagle.
+        // When no check, as configured, can refuse before DATA, nothing is refused at connect, HELO,
+        // MAIL or RCPT either way, and on a unix socket not even RCPT need be answered (over TCP it
+        // is, like DATA). A failure of our own is then kept for end of message.
         unsigned long noreply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
-        if (p->config->delay_reject) noreply |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
-        if (g_unix_listener) noreply |= SMFIP_NR_DATA;
+        const bool refuses_early = p->config->may_refuse_before_data();
+        if (p->config->delay_reject || !refuses_early) noreply |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
+        if (g_unix_listener) noreply |= SMFIP_NR_DATA | (refuses_early ? 0 : SMFIP_NR_RCPT);
         *pf1 = f1 & (want | noreply);
         *pf2 = 0;
         *pf3 = 0;
@@ -306,8 +311,8 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) noexcept {
         p.session->set_queue_id(macro(ctx, "i"));
         std::string rcpt = argv && argv[0] ? argv[0] : "";
         const auto& kept = p.session_answer ? p.session_answer : p.message_answer;
-        if (kept) return give(ctx, p, *kept, core::strip_angle_brackets(rcpt));
-        return early(ctx, p, p.session->rcpt(rcpt), "rcpt", 0, core::strip_angle_brackets(rcpt));
+        if (kept) return (p.noreply & SMFIP_NR_RCPT) ? SMFIS_NOREPLY : give(ctx, p, *kept, core::strip_angle_brackets(rcpt));
+        return early(ctx, p, p.session->rcpt(rcpt), "rcpt", SMFIP_NR_RCPT, core::strip_angle_brackets(rcpt));
     })
 }
 
@@ -321,7 +326,7 @@ sfsistat on_data(SMFICTX* ctx) noexcept {
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
     GUARD("header", SMFIP_NR_HDR, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer) return carry_on(p, SMFIP_NR_HDR);
+        if (p.message_answer || p.session_answer) return carry_on(p, SMFIP_NR_HDR);
         std::string scratch;
         p.session->header(name ? name : "", to_crlf(value ? value : "", scratch));
         return carry_on(p, SMFIP_NR_HDR);
@@ -331,7 +336,7 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
 sfsistat on_eoh(SMFICTX* ctx) noexcept {
     GUARD("eoh", SMFIP_NR_EOH, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer) return carry_on(p, SMFIP_NR_EOH);
+        if (p.message_answer || p.session_answer) return carry_on(p, SMFIP_NR_EOH);
         p.session->set_queue_id(macro(ctx, "i"));
         p.session->end_of_headers();
         return carry_on(p, SMFIP_NR_EOH);
@@ -341,7 +346,7 @@ sfsistat on_eoh(SMFICTX* ctx) noexcept {
 sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) noexcept {
     GUARD("body", SMFIP_NR_BODY, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer) return carry_on(p, SMFIP_NR_BODY);
+        if (p.message_answer || p.session_answer) return carry_on(p, SMFIP_NR_BODY);
         p.session->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
         return carry_on(p, SMFIP_NR_BODY);
     })
@@ -367,8 +372,10 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
     GUARD("eom", 0, {
         Priv& p = ensure_priv(ctx);
         p.session->set_queue_id(macro(ctx, "i"));
-        if (p.message_answer) {
-            auto status = give(ctx, p, *p.message_answer);  // logged with the envelope, then cleared
+        // An answer kept for this point: from a stage before it where the MTA waited for none (with
+        // RCPT TO among them, also one from connect or HELO, which stays for the next transaction).
+        if (const auto& kept = p.session_answer ? p.session_answer : p.message_answer) {
+            auto status = give(ctx, p, *kept);  // logged with the envelope
             p.message_answer.reset();
             p.session->reset_message();
             return status;

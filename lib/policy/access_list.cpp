@@ -1,5 +1,6 @@
 #include "policy/access_list.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -90,6 +91,12 @@ std::unique_ptr<Check> AccessListCheck::make(Section& s) {
         rules.push_back(std::move(rule));
     }
     return std::make_unique<AccessListCheck>(std::move(rules));
+}
+
+bool AccessListCheck::may_refuse_before_data() const {
+    return std::any_of(rules_.begin(), rules_.end(), [](const AccessRule& r) {
+        return r.action == core::Action::reject || r.action == core::Action::tempfail;
+    });
 }
 
 std::vector<core::SymbolDef> AccessListCheck::symbols() const {

@@ -35,6 +35,7 @@ public:
     std::vector<core::SymbolDef> symbols() const override;
     // The operator's rules apply to outbound mail as well (e.g. a compromised account's sender).
     bool inbound_only() const override { return false; }
+    bool may_refuse_before_data() const override;  // a rule whose action is reject or tempfail
     void run(Context& ctx) const override;
 
 private:

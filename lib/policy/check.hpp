@@ -95,6 +95,10 @@ public:
     virtual std::vector<std::string_view> depends_on() const { return {}; }
     // Inbound-only checks are skipped for outbound mail (authenticated or trusted-network senders).
     virtual bool inbound_only() const { return true; }
+    // Whether this check, as configured, may refuse (force reject or tempfail) at connect, HELO, MAIL
+    // FROM or RCPT TO. When no check may, the milter does not make the MTA wait for its answers
+    // there. A check that does not say may, if it has such a stage.
+    virtual bool may_refuse_before_data() const;
 
     // Issue lookups without waiting; the engine calls start() for every check of a stage before
     // run() for any, so one stage costs its slowest lookup, not the sum of them.

@@ -27,6 +27,22 @@ std::string_view to_string(Stage s) {
     return names[static_cast<int>(s)];
 }
 
+bool Check::may_refuse_before_data() const {
+    auto st = stages();
+    return std::any_of(st.begin(), st.end(), [](Stage s) { return static_cast<int>(s) <= static_cast<int>(Stage::rcpt); });
+}
+
+bool Config::may_refuse_before_data() const {
+    if (!honour_forced_actions) return false;
+    for (Stage s : {Stage::connect, Stage::helo, Stage::mail, Stage::rcpt}) {
+        const auto& checks = by_stage[static_cast<int>(s)];
+        if (std::any_of(checks.begin(), checks.end(), [](const Check* c) { return c->may_refuse_before_data(); })) {
+            return true;
+        }
+    }
+    return false;
+}
+
 double Config::weight(std::string_view symbol) const {
     auto it = weights.find(symbol);
     return it == weights.end() ? 0.0 : it->second;

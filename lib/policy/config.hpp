@@ -105,6 +105,9 @@ struct Config {
     // Checks, all of them; disabled ones are kept out of `by_stage`.
     std::vector<std::unique_ptr<Check>> checks;
     std::array<std::vector<const Check*>, stage_count> by_stage;  // dependency order
+    // Some enabled check may refuse before DATA (Check::may_refuse_before_data), and forced actions
+    // are honoured.
+    bool may_refuse_before_data() const;
     std::map<std::string, core::SymbolDef, std::less<>> symbols;  // every known symbol
     std::map<std::string, double, std::less<>> weights;           // effective weights
 

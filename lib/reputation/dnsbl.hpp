@@ -110,6 +110,7 @@ class DnsblCheck final : public policy::Check {
 
     std::string_view name() const override { return "dnsbl"; }
     std::vector<policy::Stage> stages() const override;
+    bool may_refuse_before_data() const override;  // a list with reject_codes
     std::vector<core::SymbolDef> symbols() const override;
     void start(policy::Context& ctx) const override;
     void run(policy::Context& ctx) const override;

@@ -42,6 +42,7 @@ class HeloCheck final : public policy::Check {
 
     std::string_view name() const override { return "helo"; }
     std::vector<policy::Stage> stages() const override { return {policy::Stage::helo}; }
+    bool may_refuse_before_data() const override { return false; }  // it only scores
     std::vector<core::SymbolDef> symbols() const override;
     void start(policy::Context& ctx) const override;
     void run(policy::Context& ctx) const override;

@@ -56,6 +56,7 @@ class IprevCheck final : public policy::Check {
 
     std::string_view name() const override { return "iprev"; }
     std::vector<policy::Stage> stages() const override { return {policy::Stage::connect}; }
+    bool may_refuse_before_data() const override { return false; }  // it only scores
     std::vector<core::SymbolDef> symbols() const override;
     void start(policy::Context& ctx) const override;
     void run(policy::Context& ctx) const override;

@@ -26,7 +26,9 @@ config written to a temp dir, and talks to it with test/support/milter_client.py
  12. an internal failure (VIGIL_TEST_THROW_IN makes a callback throw) at a stage without an answer
      (a header; connect) ends in 451 4.3.0 at the next answer (end of message; RCPT);
  13. SIGUSR1 reloads; SIGTERM, SIGINT and SIGHUP stop within 3 s (libmilter alone takes ~5 s after a
-     connection), with status 0, the cause logged, and a message in flight not accepted.
+     connection), with status 0, the cause logged, and a message in flight not accepted;
+ 14. with nothing configured that refuses before DATA, a unix-socket daemon does not make the MTA
+     wait at RCPT either, and an internal failure there is given at end of message.
  Also: an ip access rule's score reaches the verdict; the daemon runs as the configured user and
  stops cleanly on SIGTERM.
 
@@ -262,6 +264,16 @@ def message(c: MilterClient, mail_from: str, headers, body_chunks=(b"Hello.\r\n"
     res = c.eom()
     c.abort()  # Postfix sends ABORT after every transaction
     return res, qid
+
+
+def rest_of_message(c: MilterClient):
+    """DATA, the clean headers, a one-line body and end of message; returns the final reply."""
+    c.data()
+    for name, value in CLEAN_HEADERS:
+        c.header(name, value)
+    c.eoh()
+    c.body(b"Hello.\r\n")
+    return c.eom().reply
 
 
 def _expect_continue(stage: str, r) -> None:
@@ -851,12 +863,7 @@ def t_internal_failure(binary: str, work: str) -> None:
                     got = r
                 else:
                     _expect_continue("rcpt", r)
-                    c.data()
-                    for name, value in CLEAN_HEADERS:
-                        c.header(name, value)
-                    c.eoh()
-                    c.body(b"Hello.\r\n")
-                    got = c.eom().reply
+                    got = rest_of_message(c)
             check(got is not None and got.code == mc.SMFIR_REPLYCODE and got.text.startswith("451 4.3.0"),
                   f"failure in {stage}: 451 4.3.0 at {answered_at} ({got!r})")
             log = m.log()
@@ -926,6 +933,49 @@ def t_stop(binary: str, work: str) -> None:
                   and f"stopping on {name}" in m.log(),
                   f"{name} right after a session: exits with status 0 within 3 s (status {rc}, "
                   f"{m.stop_seconds if m.stop_seconds is None else round(m.stop_seconds, 2)} s)")
+        finally:
+            m.stop()
+
+
+def t_no_early_refusal(binary: str, work: str) -> None:
+    print("-- 14. nothing configured refuses before DATA: on a unix socket RCPT is not answered either")
+    sockdir = os.path.join(work, "sock14")
+    os.mkdir(sockdir)
+    os.chmod(sockdir, 0o755)
+    for fault in (None, "rcpt"):
+        m = Milter(binary, work, f"norefuse-{fault}", f"unix:{os.path.join(sockdir, f'{fault}.sock')}")
+        # The same config without its two refusing access rules: what is left only scores.
+        with open(m.conf) as f:
+            text = f.read()
+        text = re.sub(r'\[\[checks\.access\.rule\]\]\nmatch = "\w+"\npattern = "[^"]*"\naction = "reject"\nreply = "[^"]*"\n',
+                      "", text)
+        check(text.count('action = "reject"') == 0 and text.count("[[checks.access.rule]]") == 2,
+              "test set-up: the refusing access rules are gone, the scoring ones kept")
+        with open(m.conf, "w") as f:
+            f.write(text)
+        try:
+            m.start(env={"VIGIL_TEST_THROW_IN": fault} if fault else None)
+            with MilterClient(m.address) as c:
+                n = c.negotiate()
+                check(n.protocol & mc.SMFIP_NR_RCPT and n.protocol & mc.SMFIP_NR_MAIL,
+                      f"no refusal before DATA possible: RCPT not answered ({n.protocol_names})")
+                c.connect(f"[{CLIENT_IP}]", CLIENT_IP)
+                c.helo("client.example.net")
+                if fault is None:
+                    res, qid = message(c, "x@junk.test", CLEAN_HEADERS)
+                    d = m.decision_for(qid)
+                    check(res.reply is not None and res.reply.code == mc.SMFIR_ACCEPT and d is not None
+                          and "ACCESS_SENDER(7.00)" in d["symbols"],
+                          f"a message goes through, its sender scored: {d.group(0) if d else res.reply}")
+                else:
+                    # A failure where the MTA waits for no answer is given at the next one: end of message.
+                    check(c.mail("<sender@example.org>") is None and c.rcpt("<rcpt@vigil.test>") is None,
+                          "no answer at MAIL and RCPT")
+                    got = rest_of_message(c)
+                    check(got is not None and got.code == mc.SMFIR_REPLYCODE and got.text.startswith("451 4.3.0"),
+                          f"an internal failure at RCPT: 451 4.3.0 at end of message ({got!r})")
+                    check(re.search(r"tempfail at rcpt reply=\"451 4\.3\.0 .*from=<sender@example\.org>", m.log())
+                          is not None, "that failure is logged with the stage it happened at")
         finally:
             m.stop()
 
@@ -1026,7 +1076,7 @@ def main() -> int:
         rc = m.stop()
         check(rc == 0 and "stopped (libmilter returned 0)" in m.log(),
               f"inet daemon stops cleanly on SIGTERM (status {rc})")
-        for t in (t_unix_socket, t_no_delay_reject, t_internal_failure, t_stop):
+        for t in (t_unix_socket, t_no_delay_reject, t_internal_failure, t_stop, t_no_early_refusal):
             try:
                 t(binary, work)
             except Exception as e:  # noqa: BLE001

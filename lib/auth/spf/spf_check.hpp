@@ -34,6 +34,9 @@ class SpfCheck final : public policy::Check {
 
     std::string_view name() const override { return "spf"; }
     std::vector<policy::Stage> stages() const override { return {policy::Stage::mail}; }
+    bool may_refuse_before_data() const override {
+        return options_.reject_on_fail || options_.tempfail_on_temperror;
+    }
     std::vector<core::SymbolDef> symbols() const override;
     void start(policy::Context& ctx) const override;
     void run(policy::Context& ctx) const override;

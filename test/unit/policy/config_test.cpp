@@ -121,3 +121,33 @@ TEST_CASE("socket and DNS server specs", "[config]") {
     CHECK(dns_server_error("127.0.0.1"));
     CHECK(dns_server_error("127.0.0.1:0"));
 }
+
+TEST_CASE("whether anything configured can refuse before DATA", "[config]") {
+    // Nothing in the defaults or the shipped file refuses before end of message.
+    CHECK_FALSE(load_config_string("", "empty.conf")->may_refuse_before_data());
+    CHECK_FALSE(load_config_file(VIGIL_SOURCE_DIR "/conf/vigil.conf")->may_refuse_before_data());
+    const std::string deny_ip = "[[checks.access.rule]]\nmatch = \"ip\"\npattern = \"192.0.2.1\"\naction = \"reject\"\n";
+    CHECK(load_config_string(deny_ip, "t.conf")->may_refuse_before_data());
+    CHECK(load_config_string("[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"a@b.example\"\naction = \"tempfail\"\n",
+                             "t.conf")
+              ->may_refuse_before_data());
+    CHECK_FALSE(load_config_string("[[checks.access.rule]]\nmatch = \"sender\"\npattern = \"@b.example\"\naction = "
+                                   "\"score\"\nscore = 3.0\n",
+                                   "t.conf")
+                    ->may_refuse_before_data());
+    CHECK(load_config_string("[checks.spf]\nenabled = true\nreject_on_fail = true\n", "t.conf")->may_refuse_before_data());
+    CHECK(load_config_string("[checks.spf]\nenabled = true\ntempfail_on_temperror = true\n", "t.conf")->may_refuse_before_data());
+    CHECK_FALSE(load_config_string("[checks.dnsbl]\nenabled = true\n[[checks.dnsbl.list]]\nname = \"bl\"\nzone = "
+                                   "\"bl.example\"\n",
+                                   "t.conf")
+                    ->may_refuse_before_data());
+    CHECK(load_config_string("[checks.dnsbl]\nenabled = true\n[[checks.dnsbl.list]]\nname = \"bl\"\nzone = "
+                             "\"bl.example\"\nreject_codes = [\"127.0.0.2\"]\n",
+                             "t.conf")
+              ->may_refuse_before_data());
+    // A disabled check does not count, and neither does anything when forced actions are ignored.
+    CHECK_FALSE(load_config_string("[checks.spf]\nenabled = false\nreject_on_fail = true\n", "t.conf")
+                    ->may_refuse_before_data());
+    CHECK_FALSE(load_config_string("[actions]\nhonour_forced_actions = false\n" + deny_ip, "t.conf")
+                    ->may_refuse_before_data());
+}
