@@ -169,15 +169,24 @@ int set_nodelay_on_listeners() {
 }
 
 std::string drop_privileges(const policy::Config& cfg, const std::string& unix_socket_path) {
-    if (geteuid() != 0) {
-        if (!unix_socket_path.empty()) chmod(unix_socket_path.c_str(), cfg.socket_mode);
-        return {};
+    // The socket's group may differ from the daemon's (socket_group, e.g. postfix: the MTA connects
+    // without joining our group). -1: leave the group as it is.
+    gid_t socket_gid = static_cast<gid_t>(-1);
+    if (!cfg.socket_group.empty()) {
+        struct group* gr = getgrnam(cfg.socket_group.c_str());
+        if (gr == nullptr) return fmt::format("socket_group '{}' does not exist", cfg.socket_group);
+        socket_gid = gr->gr_gid;
     }
-    if (cfg.user.empty() || cfg.user == "root") {
-        if (cfg.allow_root) {
-            if (!unix_socket_path.empty()) chmod(unix_socket_path.c_str(), cfg.socket_mode);
-            return {};
+    auto set_socket = [&](uid_t uid, gid_t gid) -> std::string {
+        if (unix_socket_path.empty()) return {};
+        if (chown(unix_socket_path.c_str(), uid, gid) != 0 || chmod(unix_socket_path.c_str(), cfg.socket_mode) != 0) {
+            return fmt::format("cannot set owner/mode of {}: {}", unix_socket_path, std::strerror(errno));
         }
+        return {};
+    };
+    if (geteuid() != 0) return set_socket(static_cast<uid_t>(-1), socket_gid);
+    if (cfg.user.empty() || cfg.user == "root") {
+        if (cfg.allow_root) return set_socket(static_cast<uid_t>(-1), socket_gid);
         return "refusing to run as root: set [milter] user (or allow_root = true / --allow-root)";
     }
     errno = 0;
@@ -191,11 +200,7 @@ std::string drop_privileges(const policy::Config& cfg, const std::string& unix_s
         if (gr == nullptr) return fmt::format("group '{}' does not exist", cfg.group);
         gid = gr->gr_gid;
     }
-    if (!unix_socket_path.empty()) {
-        if (chown(unix_socket_path.c_str(), uid, gid) != 0 || chmod(unix_socket_path.c_str(), cfg.socket_mode) != 0) {
-            return fmt::format("cannot set owner/mode of {}: {}", unix_socket_path, std::strerror(errno));
-        }
-    }
+    if (auto err = set_socket(uid, cfg.socket_group.empty() ? gid : socket_gid); !err.empty()) return err;
     if (initgroups(name.c_str(), gid) != 0) return fmt::format("initgroups: {}", std::strerror(errno));
     if (setgid(gid) != 0) return fmt::format("setgid({}): {}", gid, std::strerror(errno));
     if (setuid(uid) != 0) return fmt::format("setuid({}): {}", uid, std::strerror(errno));

@@ -195,6 +195,7 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
         }
         cfg->user = s.get_string("user", cfg->user);
         cfg->group = s.get_string("group", cfg->group);
+        cfg->socket_group = s.get_string("socket_group", cfg->socket_group);
         cfg->allow_root = ov.allow_root.value_or(s.get_bool("allow_root", cfg->allow_root));
         cfg->pid_file = s.get_string("pid_file", cfg->pid_file);
         if (!cfg->pid_file.empty() && cfg->pid_file.front() != '/') s.error("pid_file", "must be an absolute path");

@@ -35,6 +35,7 @@ struct Config {
     unsigned socket_mode = 0660;
     std::string user = "vigil";
     std::string group;  // empty: the user's primary group
+    std::string socket_group;  // a unix socket's group; empty: `group`
     bool allow_root = false;
     std::string pid_file;
     int milter_timeout_s = 300;

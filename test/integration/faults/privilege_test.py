@@ -15,8 +15,9 @@
   5. A unix socket gets the configured socket_mode (0600 here; 0660 is in milter_protocol_test.py)
      and belongs to the milter's user.
   6. The unit: NoNewPrivileges, ProtectSystem=strict, PrivateTmp, RestrictAddressFamilies limited to
-     AF_UNIX AF_INET AF_INET6, ReadWritePaths only /run/vigil and /var/lib/vigil; `systemd-analyze
-     verify` accepts it and `systemd-analyze security --offline=yes` rates its exposure at most 3.0.
+     AF_UNIX AF_INET AF_INET6, ReadWritePaths only /run/vigil, /var/lib/vigil (and, optional,
+     /var/spool/postfix/vigil); `systemd-analyze verify` accepts it and `systemd-analyze security
+     --offline=yes` rates its exposure at most 3.0.
 Needs root and the user `vigil` (scripts/bootstrap.sh creates it): exit 77 (skipped) otherwise.
 Exit 0 = all passed, 1 = a check failed. About 10 s.
 """
@@ -265,7 +266,8 @@ def t_unit(binary: str, unit: str, work: str) -> None:
     fams = " ".join(s.get("RestrictAddressFamilies", [])).split()
     check(sorted(fams) == ["AF_INET", "AF_INET6", "AF_UNIX"], f"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 ({fams})")
     rw = " ".join(s.get("ReadWritePaths", [])).split()
-    check(sorted(rw) == ["/run/vigil", "/var/lib/vigil"], f"ReadWritePaths only /run/vigil /var/lib/vigil ({rw})")
+    check(sorted(rw) == ["-/var/spool/postfix/vigil", "/run/vigil", "/var/lib/vigil"],
+          f"ReadWritePaths only /run/vigil, /var/lib/vigil and the optional Postfix socket directory ({rw})")
     if shutil.which("systemd-analyze") is None:
         print("note  systemd-analyze not installed: verify/security not run")
         return

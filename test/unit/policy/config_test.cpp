@@ -35,6 +35,12 @@ TEST_CASE("the shipped defaults are safe", "[config]") {
     CHECK(cfg->delay_reject);
 }
 
+TEST_CASE("socket_group: empty by default, else the unix socket's group", "[config]") {
+    CHECK(load_config_string("", "t.conf")->socket_group.empty());
+    CHECK(load_config_string("[milter]\nsocket_group = \"postfix\"\n", "t.conf")->socket_group == "postfix");
+    CHECK_THAT(error_of("[milter]\nsocket_group = 105\n"), Contains("socket_group"));
+}
+
 TEST_CASE("delay_reject can be turned off and must be a boolean", "[config]") {
     CHECK_FALSE(load_config_string("[milter]\ndelay_reject = false\n", "t.conf")->delay_reject);
     CHECK_THAT(error_of("[milter]\ndelay_reject = \"yes\"\n"), Contains("delay_reject"));
