@@ -70,6 +70,7 @@ Modes
   --syscalls [N]        system calls per message of each filter (default floor-rx,vigil), counted by
                         strace -f -c attached after 200 unmeasured messages, over N messages (default
                         2000) at the first --conns value (default 8), 4 KiB RSA-signed, persistent
+                        (with --per-connection: a new connection per message)
 
 Set-up
   --vigil PATH --noop PATH --dns-server PATH --opendkim PATH
@@ -897,9 +898,11 @@ int run_syscalls(Bench& b) {
     if (which("strace").empty()) die("needs strace (apt-get install strace)");
     setup(b, {4096}, {Kind::plain, Kind::rsa, Kind::ed25519, Kind::dual});
     std::printf("vigil-bench --syscalls: %s\n", machine_line().c_str());
-    std::printf("%llu messages, 4 KiB RSA-signed, %d persistent connection%s over %s, after %llu unmeasured\n",
-                static_cast<unsigned long long>(n), conns, conns == 1 ? "" : "s", b.opt.transport.c_str(),
-                static_cast<unsigned long long>(warm));
+    std::printf("%llu messages, 4 KiB RSA-signed, %d %s over %s, after %llu unmeasured\n",
+                static_cast<unsigned long long>(n), conns,
+                b.opt.persistent ? (conns == 1 ? "persistent connection" : "persistent connections")
+                                 : (conns == 1 ? "client, a new connection per message" : "clients, a new connection per message"),
+                b.opt.transport.c_str(), static_cast<unsigned long long>(warm));
     std::vector<std::string> names = b.opt.filters_given ? b.opt.filters : std::vector<std::string>{"floor-rx", "vigil"};
     std::map<std::string, std::map<std::string, std::pair<double, double>>> table;  // syscall -> filter -> calls, errors
     std::map<std::string, double> totals;
