@@ -2,14 +2,11 @@
 
 #include <syslog.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -157,19 +154,6 @@ sfsistat internal_failure(SMFICTX* ctx, const char* where, unsigned long nr_bit,
     }
 }
 
-// Callbacks running now, and whether the daemon is stopping (quiesce): a stop waits for the running
-// ones before the resolver and stores they use go away, and a callback that starts after it touches
-// nothing but libmilter. Sequentially consistent on both sides, so one of them always sees the other.
-std::atomic<int> g_running{0};
-std::atomic<bool> g_stopping{false};
-
-struct Running {
-    Running() { g_running.fetch_add(1); }
-    ~Running() { g_running.fetch_sub(1); }
-    Running(const Running&) = delete;
-    Running& operator=(const Running&) = delete;
-};
-
 // While stopping: no answer where the MTA waits for none, else tempfail (never an accept).
 sfsistat stopping_answer(SMFICTX* ctx, unsigned long nr_bit) {
     const Priv* p = priv(ctx);
@@ -177,9 +161,8 @@ sfsistat stopping_answer(SMFICTX* ctx, unsigned long nr_bit) {
 }
 
 #define GUARD(where, nr_bit, body)                                                            \
-    Running running_;                                                                         \
-    if (g_stopping.load()) [[unlikely]]                                                       \
-        return stopping_answer(ctx, nr_bit);                                                  \
+    Daemon::CallbackScope scope_(*g_daemon);                                                  \
+    if (scope_.stopping()) [[unlikely]] return stopping_answer(ctx, nr_bit);                  \
     try {                                                                                     \
         if (g_fault_stage != nullptr && std::strcmp(g_fault_stage, where) == 0) [[unlikely]] \
             throw std::runtime_error("injected fault (VIGIL_TEST_THROW_IN)");                  \
@@ -415,9 +398,9 @@ sfsistat on_abort(SMFICTX* ctx) noexcept {
 }
 
 sfsistat on_close(SMFICTX* ctx) noexcept {
-    Running running;
+    Daemon::CallbackScope scope(*g_daemon);
     // A session's state may hold what the daemon is tearing down; the process is about to end.
-    if (g_stopping.load()) return SMFIS_CONTINUE;
+    if (scope.stopping()) return SMFIS_CONTINUE;
     // close may come without connect (e.g. the MTA gave up during negotiation).
     delete priv(ctx);
     smfi_setpriv(ctx, nullptr);
@@ -429,17 +412,6 @@ sfsistat on_close(SMFICTX* ctx) noexcept {
 void set_daemon(Daemon* daemon) { g_daemon = daemon; }
 void set_unix_listener(bool unix_socket) { g_unix_listener = unix_socket; }
 void set_fault_injection(const char* stage) { g_fault_stage = stage; }
-
-int quiesce(std::chrono::milliseconds limit) {
-    g_stopping.store(true);
-    auto until = std::chrono::steady_clock::now() + limit;
-    int running = g_running.load();
-    while (running > 0 && std::chrono::steady_clock::now() < until) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        running = g_running.load();
-    }
-    return running;
-}
 
 smfiDesc make_filter_description() {
     smfiDesc d{};

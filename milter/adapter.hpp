@@ -3,8 +3,6 @@
 // actions, in one place (house rule 1). No policy here.
 #include <libmilter/mfapi.h>
 
-#include <chrono>
-
 #include "milter/daemon.hpp"
 
 namespace vigil::milter {
@@ -18,9 +16,5 @@ void set_unix_listener(bool unix_socket);
 // throws, to show that an internal failure anywhere ends in the configured failure action.
 void set_fault_injection(const char* stage);
 smfiDesc make_filter_description();
-// For a stop, once libmilter's listener has returned: callbacks that start from now on answer
-// tempfail (or nothing where the MTA waits for no answer) without touching the daemon; waits at most
-// `limit` for those still running. Returns how many were still running.
-int quiesce(std::chrono::milliseconds limit);
 
 }  // namespace vigil::milter

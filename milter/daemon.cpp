@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -78,6 +79,17 @@ void Daemon::stop_monitor() {
     if (!monitor_) return;
     log_line(LOG_NOTICE, "reputation monitor: stopping");
     monitor_->stop();
+}
+
+int Daemon::quiesce(std::chrono::milliseconds limit) {
+    stopping_.store(true);
+    auto until = std::chrono::steady_clock::now() + limit;
+    int running = running_.load();
+    while (running > 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        running = running_.load();
+    }
+    return running;
 }
 
 bool Daemon::reload() {

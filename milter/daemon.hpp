@@ -1,6 +1,8 @@
 #pragma once
 // The process around the libmilter callbacks: configuration ownership and reload, logging,
 // socket set-up and privilege drop.
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +30,24 @@ public:
     void start_monitor();
     void stop_monitor();
 
+    // A libmilter callback at work: a stop waits for those running before the resolver and stores
+    // they use go away, and one that starts after the stop must touch neither (stopping()).
+    // Sequentially consistent on both sides, so a callback and the stop always see each other.
+    class CallbackScope {
+    public:
+        explicit CallbackScope(Daemon& d) : d_(d) { d_.running_.fetch_add(1); }
+        ~CallbackScope() { d_.running_.fetch_sub(1); }
+        CallbackScope(const CallbackScope&) = delete;
+        CallbackScope& operator=(const CallbackScope&) = delete;
+        bool stopping() const { return d_.stopping_.load(); }
+
+    private:
+        Daemon& d_;
+    };
+    // Once libmilter's listener has returned: marks the stop and waits at most `limit` for the
+    // callbacks still running. Returns how many still were.
+    int quiesce(std::chrono::milliseconds limit);
+
 private:
     std::string path_;
     policy::Overrides overrides_;
@@ -36,6 +56,8 @@ private:
     bool foreground_;
     std::unique_ptr<policy::Runtime> runtime_;
     std::unique_ptr<doctor::Monitor> monitor_;  // after runtime_: stopped before its resolver goes
+    std::atomic<int> running_{0};               // callbacks at work (CallbackScope)
+    std::atomic<bool> stopping_{false};
 };
 
 // openlog(LOG_MAIL) as "vigil-milter[PID]"; `foreground` mirrors every line to stderr.

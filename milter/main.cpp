@@ -107,7 +107,7 @@ int serve(vigil::milter::Daemon& daemon) {
     listener.join();
     // Sessions still connected stay with libmilter's workers until the process ends; the callbacks
     // running now finish before the resolver and stores they use are taken down.
-    if (int running = vigil::milter::quiesce(std::chrono::seconds(10)); running > 0) {
+    if (int running = daemon.quiesce(std::chrono::seconds(10)); running > 0) {
         vigil::milter::log_line(LOG_WARNING, fmt::format("{} callbacks still running 10 s after the stop; exiting "
                                                          "without waiting for them",
                                                          running));
