@@ -2,7 +2,7 @@
  * vigil-noop-milter: the cheapest possible libmilter filter, the "floor" that
  * benchmarks compare vigil-milter against.  It accepts everything.
  *
- *   vigil-noop-milter -p SOCKET [--add-header] [--nodelay] [--answer-data] [--receive]
+ *   vigil-noop-milter -p SOCKET [--add-header] [--nodelay] [--answer-data] [--receive] [--spin-us N]
  *
  *   -p SOCKET      libmilter socket spec: inet:PORT@HOST, inet6:PORT@HOST, unix:/path
  *   --add-header   add "X-Noop: 1" at end of message.  libmilter then writes two
@@ -15,6 +15,9 @@
  *   --receive      do not skip events: receive connect, helo, envelope, headers
  *                  and body (with every no-reply flag the MTA offers), to measure
  *                  the cost of transport alone.
+ *   --spin-us N    burn N microseconds of CPU at end of message: a filter with
+ *                  work to do but nothing else of a real one, to see how
+ *                  libmilter shares the CPU among sessions when that work adds up.
  *
  * By default it asks the MTA to skip every event it can and to expect no reply
  * for every event it may, so the MTA sends only OPTNEG, some macros, end-of-message,
@@ -41,6 +44,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
@@ -48,6 +52,15 @@
 static bool opt_add_header = false;
 static bool opt_answer_data = false;
 static bool opt_receive = false;
+static long opt_spin_us = 0;
+
+static void spin(long us) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
+    do {
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000000L + (now.tv_nsec - start.tv_nsec) / 1000L < us);
+}
 
 /* Events that the MTA may leave out (SMFIP_NO*). */
 static const unsigned long kSkipAll = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NORCPT |
@@ -168,6 +181,7 @@ static sfsistat noop_unknown(SMFICTX* ctx, const char* cmd) {
 }
 
 static sfsistat noop_eom(SMFICTX* ctx) {
+    if (opt_spin_us > 0) spin(opt_spin_us);
     if (opt_add_header && smfi_addheader(ctx, "X-Noop", "1") != MI_SUCCESS) {
         return SMFIS_TEMPFAIL;
     }
@@ -177,18 +191,21 @@ static sfsistat noop_eom(SMFICTX* ctx) {
 static void usage(FILE* out) {
     fprintf(out,
             "usage: vigil-noop-milter -p SOCKET [--add-header] [--nodelay] [--answer-data] [--receive]\n"
+            "                         [--spin-us N]\n"
             "  -p SOCKET      inet:PORT@HOST, inet6:PORT@HOST or unix:/path\n"
             "  --add-header   add \"X-Noop: 1\" at end of message\n"
             "  --nodelay      TCP_NODELAY on accepted connections (no filter-side Nagle stall)\n"
             "  --answer-data  answer the DATA event (no MTA-side Nagle stall)\n"
-            "  --receive      receive every event instead of skipping them\n");
+            "  --receive      receive every event instead of skipping them\n"
+            "  --spin-us N    burn N microseconds of CPU at end of message\n");
 }
 
 int main(int argc, char** argv) {
     static const struct option longopts[] = {
         {"add-header", no_argument, NULL, 'a'}, {"nodelay", no_argument, NULL, 'n'},
         {"answer-data", no_argument, NULL, 'd'}, {"receive", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"spin-us", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char* conn = NULL;
     bool nodelay = false;
@@ -200,6 +217,15 @@ int main(int argc, char** argv) {
             case 'n': nodelay = true; break;
             case 'd': opt_answer_data = true; break;
             case 'r': opt_receive = true; break;
+            case 's': {
+                char* end = NULL;
+                opt_spin_us = strtol(optarg, &end, 10);
+                if (end == optarg || *end != '\0' || opt_spin_us < 0 || opt_spin_us > 1000000) {
+                    fprintf(stderr, "vigil-noop-milter: --spin-us wants 0 to 1000000\n");
+                    return 2;
+                }
+                break;
+            }
             case 'h': usage(stdout); return 0;
             default: usage(stderr); return 2;
         }
