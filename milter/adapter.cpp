@@ -283,8 +283,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
         auto r = p.session->mail(argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"), macro(ctx, "{auth_type}"));
         p.session->set_queue_id(macro(ctx, "i"));
         // A refusal decided at connect or HELO that holds for this sender is logged with its stage.
-        const char* stage = p.session->connection_refused() ? to_string(r.decided_at).data() : "mail";
-        return early(ctx, p, r, stage, SMFIP_NR_MAIL);
+        return early(ctx, p, r, to_string(r.decided_at).data(), SMFIP_NR_MAIL);
     })
 }
 

@@ -20,7 +20,7 @@ ReplayResult replay(Session& s, const ReplayInput& in) {
     auto at_helo = s.helo(in.helo);
     if (!at_helo.proceed() && !delay) return stop("helo", at_helo);
     if (auto r = s.mail(in.mail_from, in.auth_user); !r.proceed()) {
-        return stop(s.connection_refused() ? to_string(r.decided_at).data() : "mail", r);
+        return stop(to_string(r.decided_at).data(), r);
     }
     s.set_queue_id(in.queue_id);
     for (const auto& rcpt : in.rcpts) {

@@ -179,8 +179,6 @@ StageResult Session::mail(std::string_view from, std::string_view auth_user, std
     return early_decision(message_, before);
 }
 
-bool Session::connection_refused() const { return direction_known_ && !early_decision(connection_, 0).proceed(); }
-
 StageResult Session::rcpt(std::string_view rcpt) {
     auto addr = core::strip_angle_brackets(rcpt.substr(0, core::limits::max_envelope_string));
     // Findings about one recipient must not stick to the message if that recipient is refused.

@@ -51,14 +51,11 @@ public:
                         std::string_view daemon_name = {}, bool local = false);
     StageResult helo(std::string_view name);
     // auth_user/auth_type are the {auth_authen}/{auth_type} macros (empty when unauthenticated).
-    // A refusal decided at connect or HELO that holds for this sender (see connection_refused) is
-    // returned before MAIL's checks run.
+    // A refusal decided at connect or HELO that holds for this sender is returned (its decided_at
+    // says so) before MAIL's checks run. One by an inbound-only check does not hold once the sender
+    // turns out to be ours (authenticated, or from trusted_networks): with delay_reject such a sender
+    // gets through where the check would have refused it at connect.
     StageResult mail(std::string_view from, std::string_view auth_user = {}, std::string_view auth_type = {});
-    // After MAIL FROM: a refusal decided at connect or HELO holds for this transaction. One by an
-    // inbound-only check does not once the sender turns out to be ours (authenticated, or from
-    // trusted_networks); with delay_reject such a sender gets through where the check would have
-    // refused it at connect.
-    bool connection_refused() const;
     StageResult rcpt(std::string_view rcpt);
     void set_queue_id(std::string_view id);
     void header(std::string_view name, std::string_view value);

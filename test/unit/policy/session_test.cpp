@@ -506,9 +506,12 @@ TEST_CASE("delay_reject: a refusal decided at connect or HELO is re-decided at M
         CHECK(r.refusal.decided_at == Stage::connect);
         CHECK(r.envelope.helo == "mx.example.net");
         CHECK(r.envelope.mail_from == "a@example.net");
-        CHECK(s.connection_refused());
         CHECK(std::count(log.begin(), log.end(), "run helocheck@helo") == 1);
         CHECK(std::count(log.begin(), log.end(), "run mailcheck@mail") == 0);
+        // It holds for the next transaction of the session too.
+        auto again = s.mail("b@example.net");
+        CHECK_FALSE(again.proceed());
+        CHECK(again.decided_at == Stage::connect);
     }
     SECTION("authenticated: an inbound-only check's refusal does not hold") {
         Session s(cfg, Services{&clock});
@@ -516,9 +519,9 @@ TEST_CASE("delay_reject: a refusal decided at connect or HELO is re-decided at M
         in.auth_user = "alice";
         auto r = replay(s, in);
         CHECK_FALSE(r.refused_at);
-        CHECK_FALSE(s.connection_refused());
         CHECK(r.envelope.direction == core::Direction::outbound);
         CHECK(std::count(log.begin(), log.end(), "run mailcheck@mail") == 1);
+        CHECK(s.mail("b@example.net", "alice").proceed());
     }
     SECTION("delay_reject = false: refused at connect, before anything else runs") {
         cfg->delay_reject = false;
@@ -547,10 +550,11 @@ TEST_CASE("delay_reject: a refusal by a check that is not inbound-only holds for
     CHECK(*r.refused_at == "helo");
     CHECK(r.refusal.kind == StageResult::Kind::tempfail);
     CHECK(r.refusal.decided_at == Stage::helo);
-    CHECK(s.connection_refused());
-    // Before MAIL FROM nothing is known about the sender: connection_refused() says no.
+    // Step by step: decided at HELO, and it still holds at MAIL FROM for an authenticated sender.
     Session fresh(cfg, Services{&clock});
     REQUIRE(fresh.connect(core::IpAddress::parse("203.0.113.5"), "unknown").proceed());
     CHECK_FALSE(fresh.helo("x.example").proceed());
-    CHECK_FALSE(fresh.connection_refused());
+    auto at_mail = fresh.mail("a@example.net", "alice");
+    CHECK(at_mail.kind == StageResult::Kind::tempfail);
+    CHECK(at_mail.decided_at == Stage::helo);
 }
