@@ -32,7 +32,6 @@ struct Deferred {
     core::SmtpReply reply;  // empty code: libmilter's default reply for the status
     std::string stage;      // where it was decided, for the log
     std::string reason;
-    bool failure = false;   // an internal failure, not a policy decision
 };
 
 struct Priv {
@@ -42,6 +41,9 @@ struct Priv {
     unsigned long noreply = 0;               // protocol flags for stages where the MTA waits for no answer
     std::optional<Deferred> session_answer;  // an internal failure at connect or HELO: every transaction
     std::optional<Deferred> message_answer;  // from MAIL FROM to the body: this transaction only
+
+    // The answer this transaction gets at the next stage the MTA waits for, if one is kept.
+    const std::optional<Deferred>& kept() const { return session_answer ? session_answer : message_answer; }
 };
 
 Priv* priv(SMFICTX* ctx) { return static_cast<Priv*>(smfi_getpriv(ctx)); }
@@ -139,7 +141,6 @@ sfsistat internal_failure(SMFICTX* ctx, const char* where, unsigned long nr_bit,
         log_line(LOG_ERR, fmt::format("{}: internal error in {}: {} -> {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
                                       where, core::printable(what), core::to_string(cfg.on_internal_error)));
         Deferred d;
-        d.failure = true;
         d.stage = where;
         d.reason = fmt::format("internal error: {}", what);
         switch (cfg.on_internal_error) {
@@ -292,7 +293,7 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) noexcept {
         Priv& p = ensure_priv(ctx);
         p.session->set_queue_id(macro(ctx, "i"));
         std::string rcpt = argv && argv[0] ? argv[0] : "";
-        const auto& kept = p.session_answer ? p.session_answer : p.message_answer;
+        const auto& kept = p.kept();
         if (kept) return (p.noreply & SMFIP_NR_RCPT) ? SMFIS_NOREPLY : give(ctx, p, *kept, core::strip_angle_brackets(rcpt));
         return early(ctx, p, p.session->rcpt(rcpt), "rcpt", SMFIP_NR_RCPT, core::strip_angle_brackets(rcpt));
     })
@@ -308,7 +309,7 @@ sfsistat on_data(SMFICTX* ctx) noexcept {
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
     GUARD("header", SMFIP_NR_HDR, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer || p.session_answer) return carry_on(p, SMFIP_NR_HDR);
+        if (p.kept()) return carry_on(p, SMFIP_NR_HDR);
         std::string scratch;
         p.session->header(name ? name : "", to_crlf(value ? value : "", scratch));
         return carry_on(p, SMFIP_NR_HDR);
@@ -318,7 +319,7 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
 sfsistat on_eoh(SMFICTX* ctx) noexcept {
     GUARD("eoh", SMFIP_NR_EOH, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer || p.session_answer) return carry_on(p, SMFIP_NR_EOH);
+        if (p.kept()) return carry_on(p, SMFIP_NR_EOH);
         p.session->set_queue_id(macro(ctx, "i"));
         p.session->end_of_headers();
         return carry_on(p, SMFIP_NR_EOH);
@@ -328,7 +329,7 @@ sfsistat on_eoh(SMFICTX* ctx) noexcept {
 sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) noexcept {
     GUARD("body", SMFIP_NR_BODY, {
         Priv& p = ensure_priv(ctx);
-        if (p.message_answer || p.session_answer) return carry_on(p, SMFIP_NR_BODY);
+        if (p.kept()) return carry_on(p, SMFIP_NR_BODY);
         p.session->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
         return carry_on(p, SMFIP_NR_BODY);
     })
@@ -356,7 +357,7 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
         p.session->set_queue_id(macro(ctx, "i"));
         // An answer kept for this point: from a stage before it where the MTA waited for none (with
         // RCPT TO among them, also one from connect or HELO, which stays for the next transaction).
-        if (const auto& kept = p.session_answer ? p.session_answer : p.message_answer) {
+        if (const auto& kept = p.kept()) {
             auto status = give(ctx, p, *kept);  // logged with the envelope
             p.message_answer.reset();
             p.session->reset_message();
