@@ -89,19 +89,15 @@ int serve(vigil::milter::Daemon& daemon) {
             daemon.reload();
         } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             vigil::milter::log_line(LOG_NOTICE, fmt::format("stopping on {}", signal_name(sig)));
-            std::atomic<bool> stop_asked{false};
-            std::thread kicker([&] {
-                while (!listener_done) {
-                    if (stop_asked) pthread_kill(listener.native_handle(), SIGUSR2);
-                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                }
-            });
-            // smfi_stop() marks the stop first, then waits for the listener's lock: the kicker's
-            // interrupts (from the moment the mark may be set) let the listener see it and let go.
-            stop_asked = true;
-            smfi_stop();
-            while (!listener_done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-            kicker.join();
+            // smfi_stop() marks the stop first, then waits for the listener's lock; interrupting the
+            // listener's poll until it has gone (an interrupt before the mark only costs a round)
+            // lets it see the mark and let go.
+            std::thread stopper([] { smfi_stop(); });
+            while (!listener_done) {
+                pthread_kill(listener.native_handle(), SIGUSR2);
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+            stopper.join();
         }
     }
     listener.join();
