@@ -8,6 +8,8 @@ chrooted smtpd). Checks: the socket's owner, group and mode; a clean message del
 Authentication-Results; GTUBE refused after DATA; an access rule's refusal at RCPT; the decision lines.
 Then again without the access rule, where nothing can refuse before DATA and Vigil lets Postfix go on
 without waiting for its RCPT answer: a message to two recipients delivered, GTUBE still refused.
+Last, the same socket path with smtpd chrooted in the queue directory (Debian's default master.cf):
+smtpd is seen running in the jail, mail is delivered with our header and GTUBE refused.
 
 usage: postfix_unix_socket.py VIGIL_MILTER_BINARY
 Needs root (Postfix's master runs as root) and the users vigil and postfix. Exit 77 = skipped.
@@ -57,6 +59,35 @@ def delivered_with_our_header(pf, r, subject, count):
           f"{subject}: delivered with our Authentication-Results")
 
 
+def start_milter(milter_bin, conf, log_path):
+    with open(log_path, "wb") as log:
+        milter = subprocess.Popen([milter_bin, "-f", "-c", conf], stdout=log, stderr=subprocess.STDOUT)
+    wait_started(milter, log_path)
+    return milter
+
+
+def socket_dir(pf, vigil, postfix):
+    """The README's set-up: a directory of its own under the queue directory, vigil:postfix 0750."""
+    sockdir = os.path.join(pf.queue_dir, "vigil")
+    os.makedirs(sockdir)
+    os.chown(sockdir, vigil.pw_uid, postfix.gr_gid)
+    os.chmod(sockdir, 0o750)
+    return os.path.join(sockdir, "vigil.sock")
+
+
+def chroot_of_smtpd(pf):
+    """The root directories of this instance's smtpd processes (an idle smtpd stays after a session)."""
+    roots = set()
+    for pid in postfix_harness._instance_pids(pf.config_dir, pf.master_pid):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "smtpd":
+                    roots.add(os.readlink(f"/proc/{pid}/root"))
+        except OSError:
+            pass
+    return roots
+
+
 def wait_started(milter, log_path):
     deadline = time.time() + 15
     while time.time() < deadline and milter.poll() is None:
@@ -88,18 +119,12 @@ def main():
     milter = None
     log_path = os.path.join(work, "milter.log")
     try:
-        sockdir = os.path.join(pf.queue_dir, "vigil")
-        os.makedirs(sockdir)
-        os.chown(sockdir, vigil.pw_uid, postfix.gr_gid)
-        os.chmod(sockdir, 0o750)
-        sock = os.path.join(sockdir, "vigil.sock")
+        sock = socket_dir(pf, vigil, postfix)
         conf = os.path.join(work, "vigil.conf")
         with open(conf, "w") as f:
             f.write(CONFIG.format(socket=sock, authserv=AUTHSERV))
         os.chmod(conf, 0o644)
-        with open(log_path, "wb") as log:
-            milter = subprocess.Popen([milter_bin, "-f", "-c", conf], stdout=log, stderr=subprocess.STDOUT)
-        wait_started(milter, log_path)
+        milter = start_milter(milter_bin, conf, log_path)
         st = os.stat(sock)
         check(stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == vigil.pw_uid
               and st.st_gid == postfix.gr_gid,
@@ -128,14 +153,32 @@ def main():
         check(milter.wait(timeout=10) == 0, "vigil-milter stopped cleanly for the second configuration")
         with open(conf, "w") as f:
             f.write(CONFIG.split("[[checks.access.rule]]")[0].format(socket=sock, authserv=AUTHSERV))
-        with open(log_path, "wb") as log:
-            milter = subprocess.Popen([milter_bin, "-f", "-c", conf], stdout=log, stderr=subprocess.STDOUT)
-        wait_started(milter, log_path)
+        milter = start_milter(milter_bin, conf, log_path)
         r = pf.send("sender@example.org", ["rcpt@vigil.test", "rcpt2@vigil.test"], message("rcpt not answered"))
         delivered_with_our_header(pf, r, "rcpt not answered", 3)
         r = pf.send("sender@example.org", ["rcpt@vigil.test"], message("gtube again", body=GTUBE + b"\r\n"))
         check(r.failed_stage == "data" and r.data is not None and r.data.code == 554,
               f"GTUBE still refused after DATA with 554 ({r.data})")
+
+        # smtpd chrooted in the queue directory, as Debian runs it: main.cf's relative
+        # unix:vigil/vigil.sock is then looked up inside the jail, which is the queue directory.
+        milter.terminate()
+        check(milter.wait(timeout=10) == 0, "vigil-milter stopped cleanly before the chroot pass")
+        pf.stop()
+        pf = postfix_harness.PostfixInstance(os.path.join(work, "postfix-chroot"), milter="unix:vigil/vigil.sock",
+                                             quick_start=True, smtpd_chroot=True)
+        pf.start()
+        sock = socket_dir(pf, vigil, postfix)
+        with open(conf, "w") as f:
+            f.write(CONFIG.split("[[checks.access.rule]]")[0].format(socket=sock, authserv=AUTHSERV))
+        milter = start_milter(milter_bin, conf, log_path)
+        r = pf.send("sender@example.org", ["rcpt@vigil.test"], message("chrooted smtpd"))
+        delivered_with_our_header(pf, r, "chrooted smtpd", 1)
+        roots = chroot_of_smtpd(pf)
+        check(roots == {pf.queue_dir}, f"smtpd ran chrooted in the queue directory ({roots})")
+        r = pf.send("sender@example.org", ["rcpt@vigil.test"], message("gtube chrooted", body=GTUBE + b"\r\n"))
+        check(r.failed_stage == "data" and r.data is not None and r.data.code == 554,
+              f"GTUBE refused after DATA through the chrooted smtpd ({r.data})")
     finally:
         if milter is not None and milter.poll() is None:
             milter.terminate()

@@ -21,7 +21,8 @@ is test/integration/postfix_selftest.py.
 API
 ---
 ``PostfixInstance(workdir, milter=None, smtp_port=0, extra_main_cf=None, *,
-domains=("vigil.test",), extra_master_cf=(), smtpd_options=None, quick_start=False)``
+domains=("vigil.test",), extra_master_cf=(), smtpd_options=None, quick_start=False,
+smtpd_chroot=False)``
     ``milter``: e.g. ``"inet:127.0.0.1:8891"`` or ``"unix:/path"`` (the socket is
     reached as user postfix); becomes both ``smtpd_milters`` and
     ``non_smtpd_milters``.  ``None``: no milter.
@@ -44,6 +45,10 @@ domains=("vigil.test",), extra_master_cf=(), smtpd_options=None, quick_start=Fal
     ``postfix start`` skip its check-fatal/check-warn (``quick-start`` file): about
     0.1 s instead of 0.5 s.  Default False: Postfix creates its directories and
     runs its own checks.
+    ``smtpd_chroot`` (extension): the smtpd listener runs chrooted in the queue
+    directory, as Debian's master.cf has it; the harness copies into its ``etc/``
+    the files Debian's postfix service copies into the jail (CHROOT_FILES below).
+    Every other service stays unchrooted.
 
 Methods
     ``start(timeout=30)``  writes main.cf/master.cf, runs ``postfix -c DIR start``
@@ -395,6 +400,11 @@ def stop_instance(config_dir: str, queue_dir: str, timeout: float = 10.0) -> lis
 # Configuration
 # --------------------------------------------------------------------------------------
 
+# Copied into queue_directory/etc for a chrooted smtpd: the list Debian's postfix service
+# (/usr/lib/postfix/configure-instance.sh) copies into the jail.
+CHROOT_FILES = ("/etc/localtime", "/etc/services", "/etc/resolv.conf", "/etc/hosts", "/etc/host.conf",
+                "/etc/nsswitch.conf")
+
 # master.cf written from scratch: Debian's services, chroot off everywhere (a temp queue
 # has no jail files), no port-25 "smtp inet" listener and no tlsmgr (no TLS in tests).
 # Columns: service type private unpriv chroot wakeup maxproc command
@@ -606,7 +616,7 @@ class PostfixInstance:
                  domains: Sequence[str] = ("vigil.test",),
                  extra_master_cf: Iterable[str] = (),
                  smtpd_options: Mapping[str, str] | None = None,
-                 quick_start: bool = False):
+                 quick_start: bool = False, smtpd_chroot: bool = False):
         if os.geteuid() != 0:
             raise HarnessError("PostfixInstance must run as root (Postfix's master needs it)")
         self.workdir = os.path.realpath(workdir)
@@ -618,6 +628,7 @@ class PostfixInstance:
         self.extra_master_cf = list(extra_master_cf)
         self.smtpd_options = dict(smtpd_options or {})
         self.quick_start = quick_start
+        self.smtpd_chroot = smtpd_chroot
         self.config_dir = os.path.join(self.workdir, "etc")
         self.queue_dir = os.path.join(self.workdir, "spool")
         self.data_dir = os.path.join(self.workdir, "data")
@@ -717,11 +728,13 @@ class PostfixInstance:
         with open(os.path.join(self.config_dir, "main.cf"), "w") as f:
             f.write("\n".join(lines) + "\n")
 
-        smtpd = f"{HOST}:{self.port} inet  n       -       n       -       -       smtpd"
+        chroot = "y" if self.smtpd_chroot else "n"
+        smtpd = f"{HOST}:{self.port} inet  n       -       {chroot}       -       -       smtpd"
         for k, v in self.smtpd_options.items():
             smtpd += f"\n  -o {k}={v}"
         with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
-            f.write("# Written by test/support/postfix_harness.py. No port-25 listener, chroot off.\n")
+            f.write("# Written by test/support/postfix_harness.py. No port-25 listener, chroot off"
+                    f"{' (but for smtpd)' if self.smtpd_chroot else ''}.\n")
             f.write(smtpd + "\n")
             f.write(_MASTER_CF_SERVICES)
             for line in self.extra_master_cf:
@@ -733,6 +746,12 @@ class PostfixInstance:
         past = time.time() - 10
         for name in os.listdir(self.config_dir):
             os.utime(os.path.join(self.config_dir, name), (past, past))
+        if self.smtpd_chroot:
+            # What Debian's postfix service copies into the jail before it starts Postfix.
+            os.makedirs(os.path.join(self.queue_dir, "etc"), mode=0o755)
+            for name in CHROOT_FILES:
+                if os.path.exists(name):
+                    shutil.copy2(name, os.path.join(self.queue_dir, "etc", os.path.basename(name)))
         if self.quick_start:
             _make_queue_dirs(self.queue_dir)
             # postfix-script start skips check-fatal/check-warn (post-install create-missing
