@@ -76,6 +76,7 @@ public:
         res_.mods.resize(spec.capture ? spec.corpus.size() : 0);
         res_.answered.resize(spec.capture ? spec.corpus.size() : 0);
         conns_.resize(static_cast<std::size_t>(spec.connections));
+        res_.per_connection.assign(conns_.size(), 0);
         for (std::size_t i = 0; i < conns_.size(); ++i) {
             conns_[i].slot = static_cast<int>(i);
             conns_[i].client = spec.clients.empty() ? 0 : i % spec.clients.size();
@@ -283,7 +284,10 @@ private:
             ++res_.outcomes[outcome];
         }
         bool in_window = count_mode_ ? c.seq >= spec_.warmup_messages : (now >= window_start_ && now <= window_end_);
-        if (in_window) ++res_.completed;
+        if (in_window) {
+            ++res_.completed;
+            ++res_.per_connection[static_cast<std::size_t>(c.slot)];
+        }
         if (spec_.capture) {
             res_.mods[c.msg_index] = c.mods;
             res_.answered[c.msg_index] = 1;
@@ -640,7 +644,10 @@ private:
             res_.txn_ns.push_back(now - (open_loop_ ? c.t_due : c.t_first));
             ++res_.outcomes[outcome];
         }
-        if (count_mode_ ? c.seq >= spec_.warmup_messages : (now >= window_start_ && now <= window_end_)) ++res_.completed;
+        if (count_mode_ ? c.seq >= spec_.warmup_messages : (now >= window_start_ && now <= window_end_)) {
+            ++res_.completed;
+            ++res_.per_connection[static_cast<std::size_t>(c.slot)];
+        }
         c.busy = false;
         --busy_;
         free_.push_back(c.slot);

@@ -53,6 +53,8 @@ struct LoadResult {
     std::string first_error;
     std::size_t max_backlog = 0;  // open loop: most messages ever waiting for a connection
     std::uint64_t reconnects = 0;
+    // Messages finished inside the window, by connection slot: how evenly the filter served them.
+    std::vector<std::uint64_t> per_connection;
     Negotiation negotiation;  // what the filter asked for (last connection)
     std::vector<std::vector<Modification>> mods;  // capture: by corpus index, the last one seen
     std::vector<char> answered;                   // capture: by corpus index, got an EOM reply
