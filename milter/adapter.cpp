@@ -363,7 +363,16 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
             p.session->reset_message();
             return status;
         }
-        auto v = p.session->end_of_message();
+        // The checks and the decision line take one of the daemon's end-of-message slots (one per
+        // CPU, first come first served; given up while waiting for DNS): under overload messages
+        // queue in order instead of each being preempted among hundreds of libmilter threads.
+        core::Verdict v;
+        std::string decision;
+        {
+            EomGate::Slot slot(g_daemon->eom_gate());
+            v = p.session->end_of_message();
+            decision = report::format_decision(p.config->log_format, p.session->envelope(), v, p.session->elapsed_ms());
+        }
         sfsistat status = SMFIS_ACCEPT;
         switch (v.action) {
             case core::Action::reject: status = set_reply(ctx, *v.reply, SMFIS_REJECT); break;
@@ -381,7 +390,7 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
             log_line(LOG_WARNING, fmt::format("{}: warning: {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
                                               core::printable(w, 512)));
         }
-        log_line(LOG_INFO, report::format_decision(p.config->log_format, p.session->envelope(), v, p.session->elapsed_ms()));
+        log_line(LOG_INFO, decision);
         p.session->reset_message();
         return status;
     })

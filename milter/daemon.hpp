@@ -8,6 +8,7 @@
 #include <string>
 
 #include "doctor/monitor.hpp"
+#include "milter/eom_gate.hpp"
 #include "policy/config.hpp"
 #include "policy/runtime.hpp"
 
@@ -48,6 +49,9 @@ public:
     // callbacks still running. Returns how many still were.
     int quiesce(std::chrono::milliseconds limit);
 
+    // End-of-message evaluations take a slot here (one per CPU, in turn).
+    EomGate& eom_gate() { return eom_gate_; }
+
 private:
     std::string path_;
     policy::Overrides overrides_;
@@ -57,6 +61,7 @@ private:
     std::unique_ptr<policy::Runtime> runtime_;
     std::unique_ptr<doctor::Monitor> monitor_;  // after runtime_: stopped before its resolver goes
     std::atomic<int> running_{0};               // callbacks at work (CallbackScope)
+    EomGate eom_gate_;
     std::atomic<bool> stopping_{false};
 };
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/printable.hpp"
+#include "core/wait_hook.hpp"
 #include "dns/dns_limits.hpp"
 
 namespace vigil::dns {
@@ -65,6 +66,14 @@ bool Pending::ready() const {
 }
 
 Answer Pending::wait_until(std::chrono::steady_clock::time_point deadline) const {
+    {
+        std::lock_guard lock(state_->mutex);
+        if (state_->answer) return *state_->answer;  // the usual case behind the cache: no sleep
+    }
+    // Declared before the lock, so the hook takes back what it gave up (which may mean waiting for
+    // other threads) only after the lookup's mutex is released: the resolver thread completing other
+    // waiters' lookups must never wait for it.
+    core::BlockingWait blocking;
     std::unique_lock lock(state_->mutex);
     if (!state_->done.wait_until(lock, deadline, [&] { return state_->answer.has_value(); })) {
         return Answer::failure(Status::timeout, "no answer before the deadline");
