@@ -175,6 +175,13 @@ private:
     void close_window(std::int64_t now) {
         window_closed_ = true;
         res_.window_s = static_cast<double>(now - window_t_) / 1e9;
+        // A message that began before the window (in the warm-up) and is still unanswered when it
+        // ends is in no latency figure: a connection the filter starved all along would not show.
+        for (const auto& c : conns_) {
+            if (!c.busy || c.t_first == 0 || c.t_first >= window_t_) continue;
+            ++res_.starved;
+            res_.starved_longest_ns = std::max(res_.starved_longest_ns, now - c.t_first);
+        }
         if (spec_.on_window_end) spec_.on_window_end();
     }
 

@@ -55,6 +55,10 @@ struct LoadResult {
     std::uint64_t reconnects = 0;
     // Messages finished inside the window, by connection slot: how evenly the filter served them.
     std::vector<std::uint64_t> per_connection;
+    // Messages begun before the window and still unanswered at its end (in no latency figure), and the
+    // longest such wait so far.
+    std::uint64_t starved = 0;
+    std::int64_t starved_longest_ns = 0;
     Negotiation negotiation;  // what the filter asked for (last connection)
     std::vector<std::vector<Modification>> mods;  // capture: by corpus index, the last one seen
     std::vector<char> answered;                   // capture: by corpus index, got an EOM reply

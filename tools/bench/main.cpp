@@ -511,6 +511,10 @@ std::string outcome_text(const LoadResult& r) {
         auto [lo, hi] = std::minmax_element(r.per_connection.begin(), r.per_connection.end());
         s += fmt::format("; per connection {}-{} messages", *lo, *hi);
     }
+    if (r.starved > 0) {
+        s += fmt::format("; {} begun before the window still unanswered at its end (waiting up to {:.0f} ms)", r.starved,
+                         static_cast<double>(r.starved_longest_ns) / 1e6);
+    }
     return s.empty() ? "-" : s;
 }
 
