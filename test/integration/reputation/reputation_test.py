@@ -12,7 +12,7 @@ real milter (test/support/milter_client.py, Postfix's protocol): with delay_reje
 listed client is refused at RCPT TO with the connect-stage reply, logged with its HELO, sender and
 recipient, while the same client authenticated (SASL macros at MAIL FROM) is not refused; with
 delay_reject = false the refusal comes at connect. And vigil-milter on one CPU (one end-of-message
-slot) with 4 sessions whose DMARC record never answers: they wait for it side by side, not in turn.
+slot) with 2 sessions whose DMARC record never answers: they wait for it side by side, not in turn.
 
 usage: reputation_test.py PATH/TO/vigil-test-dns PATH/TO/vigil [PATH/TO/vigil-milter]
 """
@@ -467,9 +467,16 @@ def milter_connect_reject(milter_bin, dns_bin, tmp):
 
 def milter_eom_dns_wait(milter_bin, dns_bin, tmp):
     """vigil-milter runs end of message one per CPU in turn (milter/eom_gate.hpp); a message waiting
-    there for DNS must let the others through. On one CPU (one slot), 4 sessions whose DMARC record
-    never comes each wait the whole stage budget at end of message: together about one budget, where
-    holding the slot through the wait makes it two or more."""
+    there for DNS must let the others through. On one CPU (one slot), 2 sessions whose DMARC record
+    never comes each wait the whole stage budget at end of message: each message takes about one
+    budget from MAIL FROM to its decision (the `ms=` of its log line), where holding the slot through
+    the wait makes the second take two.
+
+    Measured per message, not as the wall time of all of them: in a loaded CI run with 4 sessions
+    the wall time was 2 s while every message's own time was 1.0 s; two sessions reached MAIL FROM
+    a second late, while the others were in that DNS wait. Not Vigil's slots (nothing waits for
+    them before end of message): libmilter's worker pool did not get to those sessions. Two
+    sessions, so that the one not waiting always has a worker."""
     print("end of message on one CPU: a message waiting for DNS does not hold up the others")
     sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
     import threading
@@ -482,7 +489,7 @@ def milter_eom_dns_wait(milter_bin, dns_bin, tmp):
     try:
         m = Milter(milter_bin, tmp, "eomwait", conf_text, server.port, prefix=("taskset", "-c", "0"))
         expect(os.sched_getaffinity(m.proc.pid) == {0}, "the milter may run on CPU 0 only: one slot")
-        results = [None] * 4
+        results = [None] * 2
 
         def one(i):
             with mc.MilterClient(m.address) as c:
@@ -498,7 +505,7 @@ def milter_eom_dns_wait(milter_bin, dns_bin, tmp):
                 c.body(b"hello\r\n")
                 results[i] = c.eom()
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(results))]
         start = time.monotonic()
         for t in threads:
             t.start()
@@ -506,14 +513,13 @@ def milter_eom_dns_wait(milter_bin, dns_bin, tmp):
             t.join(timeout=30)
         wall = (time.monotonic() - start) * 1000
         expect(all(r is not None and r.reply.code in (mc.SMFIR_ACCEPT, mc.SMFIR_CONTINUE) for r in results),
-               f"all 4 messages answered and accepted ({[r.reply if r else None for r in results]})")
+               f"both messages answered and accepted ({[r.reply if r else None for r in results]})")
         temperrors = len(re.findall(r"symbols=\S*DMARC_TEMPERROR", m.log()))
-        if not expect(temperrors == 4, f"each waited for its DMARC record until the budget: 4 DMARC_TEMPERROR ({temperrors})"):
-            print(m.log()[-3000:])
-        # Holding the slot through the wait measured 2.0 s here, not 4: the resolver gives up on the
-        # silent server after about 2 s and the two messages still queued then find the failure at once.
-        expect(budget * 0.9 <= wall < budget * 1.5,
-               f"together {wall:.0f} ms: about one budget of {budget} ms (holding the slot while waiting: 2 s or more)")
+        expect(temperrors == 2, f"each waited for its DMARC record until the budget: 2 DMARC_TEMPERROR ({temperrors})")
+        took = [int(x) for x in re.findall(r" inbound action=\S+ .* ms=(\d+)", m.log())]
+        expect(len(took) == 2 and all(budget * 0.9 <= t < budget * 1.5 for t in took),
+               f"each message took about one budget of {budget} ms, side by side: {took} ms, {wall:.0f} ms "
+               f"in all (holding the slot while waiting: the second takes 2,000)")
         rc = m.stop()
         expect(rc == 0, f"stops cleanly (status {rc})")
     finally:
