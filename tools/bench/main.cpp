@@ -40,6 +40,8 @@ constexpr const char* kUsage = R"(usage: vigil-bench [options]
 Runs the no-op libmilter filter (the floor), OpenDKIM (verify mode) and vigil-milter (every inbound
 check on) side by side, each on its own socket, against the same corpus and the same test DNS server,
 and prints msg/s, latency percentiles, CPU per message and peak RSS of each filter, with ratios.
+Outcomes also show the messages each connection finished (fewest-most) and any message begun in the
+warm-up still unanswered when the measurement ended (in no latency figure).
 
 What is measured
   --filters LIST        floor,floor-rx,opendkim,vigil (default: all; opendkim is left out if not
