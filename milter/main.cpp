@@ -221,8 +221,11 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    vigil::milter::log_line(LOG_NOTICE, fmt::format("starting: listening on {}, authserv-id {}, {} checks, uid {}",
-                                                    config->socket, config->authserv_id, config->checks.size(), getuid()));
+    vigil::milter::log_line(
+        LOG_NOTICE,
+        fmt::format("starting: listening on {}, authserv-id {}, {} checks, uid {}, end-of-message slots {}",
+                    config->socket, config->authserv_id, config->checks.size(), getuid(),
+                    daemon.eom_gate().slots()));
     daemon.start_monitor();
     int rc = serve(daemon);
     daemon.stop_monitor();

@@ -488,7 +488,8 @@ def milter_eom_dns_wait(milter_bin, dns_bin, tmp):
     m = None
     try:
         m = Milter(milter_bin, tmp, "eomwait", conf_text, server.port, prefix=("taskset", "-c", "0"))
-        expect(os.sched_getaffinity(m.proc.pid) == {0}, "the milter may run on CPU 0 only: one slot")
+        expect(os.sched_getaffinity(m.proc.pid) == {0} and "end-of-message slots 1\n" in m.log(),
+               "the milter may run on CPU 0 only, and says it has one end-of-message slot")
         results = [None] * 2
 
         def one(i):
