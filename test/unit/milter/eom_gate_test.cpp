@@ -92,19 +92,28 @@ TEST_CASE("eom gate: slots go to the waiters in the order they asked", "[milter]
 TEST_CASE("eom gate: the slot is given up while its holder waits for DNS, and taken back after", "[milter]") {
     EomGate gate(1);
     vigil::dns::Promise promise;
-    std::atomic<bool> answered{false};
+    std::atomic<bool> holding{false}, answered{false}, taken{false}, let_go{false};
     std::thread holder([&] {
         EomGate::Slot s(gate);
+        holding = true;
         auto a = promise.pending().wait_until(std::chrono::steady_clock::now() + 30s);
         answered = a.ok();
     });
-    // We get the only slot although the holder never left its scope: it gave the slot up to wait.
-    std::optional<EomGate::Slot> mine(std::in_place, gate);
+    REQUIRE(eventually([&] { return holding.load(); }));
+    // Another thread gets the only slot although the holder never left its scope: it gave the slot
+    // up to wait. (Without that, `taken` stays false; completing the lookup below then frees it.)
+    std::thread taker([&] {
+        EomGate::Slot s(gate);
+        taken = true;
+        while (!let_go) std::this_thread::sleep_for(1ms);
+    });
+    CHECK(eventually([&] { return taken.load(); }));
     promise.complete(an_answer());
-    // The answer is there, but the holder must queue for the slot again before it goes on.
-    REQUIRE(eventually([&] { return gate.waiting() == 1; }));
+    // The answer is there, but the holder queues for the slot again before it goes on.
+    CHECK(eventually([&] { return gate.waiting() == 1 || answered.load(); }));
     CHECK_FALSE(answered.load());
-    mine.reset();
+    let_go = true;
+    taker.join();
     holder.join();
     CHECK(answered.load());
     CHECK(gate.waiting() == 0);
