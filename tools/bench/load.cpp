@@ -278,6 +278,14 @@ private:
         return start >= window_start_ && start < window_end_;
     }
 
+    // A message answered (or ended by the filter closing) inside the measurement counts for msg/s and
+    // for its connection.
+    void count_finished(const Conn& c, std::int64_t now) {
+        if (count_mode_ ? c.seq < spec_.warmup_messages : (now < window_start_ || now > window_end_)) return;
+        ++res_.completed;
+        ++res_.per_connection[static_cast<std::size_t>(c.slot)];
+    }
+
     void finish_message(Conn& c, std::string outcome) {
         std::int64_t now = now_ns();
         ++completed_total_;
@@ -290,11 +298,7 @@ private:
             }
             ++res_.outcomes[outcome];
         }
-        bool in_window = count_mode_ ? c.seq >= spec_.warmup_messages : (now >= window_start_ && now <= window_end_);
-        if (in_window) {
-            ++res_.completed;
-            ++res_.per_connection[static_cast<std::size_t>(c.slot)];
-        }
+        count_finished(c, now);
         if (spec_.capture) {
             res_.mods[c.msg_index] = c.mods;
             res_.answered[c.msg_index] = 1;
@@ -651,10 +655,7 @@ private:
             res_.txn_ns.push_back(now - (open_loop_ ? c.t_due : c.t_first));
             ++res_.outcomes[outcome];
         }
-        if (count_mode_ ? c.seq >= spec_.warmup_messages : (now >= window_start_ && now <= window_end_)) {
-            ++res_.completed;
-            ++res_.per_connection[static_cast<std::size_t>(c.slot)];
-        }
+        count_finished(c, now);
         c.busy = false;
         --busy_;
         free_.push_back(c.slot);
