@@ -37,7 +37,8 @@ void check_field(const std::string& v, std::size_t max_line = 998) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     FuzzedDataProvider in(data, size);
     std::vector<std::string> resinfos;
-    while (in.remaining_bytes() > 0 && resinfos.size() < 80) resinfos.push_back(in.ConsumeRandomLengthString(2000));
+    while (in.remaining_bytes() > 0 && resinfos.size() < 80)
+        resinfos.push_back(in.ConsumeRandomLengthString(2000));
 
     auto field = auth::format_authentication_results("mx.example.org", resinfos);
     check_field(field);

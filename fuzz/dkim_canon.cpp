@@ -41,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const Canon body_canon = in.ConsumeBool() ? Canon::relaxed : Canon::simple;
     const auto length = in.ConsumeIntegralInRange<std::uint64_t>(0, 256);
     std::vector<std::size_t> cuts;
-    for (int n = in.ConsumeIntegralInRange(0, 16); n > 0; --n) cuts.push_back(in.ConsumeIntegralInRange<std::size_t>(0, 64));
+    for (int n = in.ConsumeIntegralInRange(0, 16); n > 0; --n)
+        cuts.push_back(in.ConsumeIntegralInRange<std::size_t>(0, 64));
     const std::string name = in.ConsumeRandomLengthString(64);
     const std::string value = in.ConsumeRandomLengthString(1024);
     const std::string body = in.ConsumeRemainingBytesAsString();

@@ -20,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(tags.tags.size() <= limits::max_tags);
         for (const auto& t : tags.tags) {
             // Views must point into the input and the raw offsets must describe the value's span.
-            FUZZ_CHECK(t.name.data() >= text.data() && t.name.data() + t.name.size() <= text.data() + text.size());
+            FUZZ_CHECK(t.name.data() >= text.data() &&
+                       t.name.data() + t.name.size() <= text.data() + text.size());
             FUZZ_CHECK(t.raw_begin <= t.raw_end && t.raw_end <= text.size());
             (void)strip_fws(t.value);
         }
@@ -35,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             FUZZ_CHECK(s.signed_headers.size() <= limits::max_signed_header_names);
             // The header hash input for a message made only of the signature itself.
             std::vector<HeaderRef> headers{{"DKIM-Signature", text}};
-            (void)header_hash_input(headers, s.header_canon, s.signed_headers, "DKIM-Signature", text, s.b_begin,
-                                    s.b_end);
+            (void)header_hash_input(headers, s.header_canon, s.signed_headers, "DKIM-Signature", text,
+                                    s.b_begin, s.b_end);
         } else {
             FUZZ_CHECK(!parsed.detail.empty());
         }

@@ -43,8 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     std::vector<std::string_view> views(fields.begin(), fields.end());
     auto all = extract_from_domain(views);
-    if (fields.size() > 1) FUZZ_CHECK(all.status == FromStatus::several_fields);
-    else FUZZ_CHECK(all.status == one.status && all.domain == one.domain);
+    if (fields.size() > 1)
+        FUZZ_CHECK(all.status == FromStatus::several_fields);
+    else
+        FUZZ_CHECK(all.status == one.status && all.domain == one.domain);
 
     auto norm = normalize_domain(last);
     if (norm.ok()) {

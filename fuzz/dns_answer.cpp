@@ -21,8 +21,8 @@ using namespace vigil::dns;
 
 namespace {
 
-constexpr RrType types[] = {RrType::a,   RrType::ns, RrType::cname, RrType::soa, RrType::ptr,
-                            RrType::mx,  RrType::txt, RrType::aaaa,  RrType::dnskey};
+constexpr RrType types[] = {RrType::a,  RrType::ns,  RrType::cname, RrType::soa,   RrType::ptr,
+                            RrType::mx, RrType::txt, RrType::aaaa,  RrType::dnskey};
 
 bool printable_ascii(std::string_view s) {
     for (unsigned char c : s) {
@@ -36,8 +36,9 @@ bool printable_ascii(std::string_view s) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     FuzzedDataProvider in(data, size);
     // Any 16-bit value, to reach the "not one of RrType's values" path too.
-    const auto raw_type = static_cast<RrType>(in.ConsumeBool() ? in.ConsumeIntegral<std::uint16_t>()
-                                                               : static_cast<std::uint16_t>(in.PickValueInArray(types)));
+    const auto raw_type =
+        static_cast<RrType>(in.ConsumeBool() ? in.ConsumeIntegral<std::uint16_t>()
+                                             : static_cast<std::uint16_t>(in.PickValueInArray(types)));
     const int rcode = in.ConsumeIntegralInRange(0, 23);
     const bool validating = in.ConsumeBool(), secure = in.ConsumeBool(), bogus = in.ConsumeBool();
     const int ttl = in.ConsumeIntegral<int>();

@@ -7,6 +7,7 @@
 // one of the actions with a reply when it refuses, and one printable decision line.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -15,7 +16,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -38,11 +38,13 @@ namespace {
 // Wall time fixed (signature t=/x= checks are then reproducible); deadlines on the real monotonic
 // clock, which never matter because every answer is ready at once.
 class FixedWallClock final : public core::Clock {
-public:
+  public:
     std::chrono::system_clock::time_point now() const override {
         return std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
     }
-    std::chrono::steady_clock::time_point monotonic() const override { return std::chrono::steady_clock::now(); }
+    std::chrono::steady_clock::time_point monotonic() const override {
+        return std::chrono::steady_clock::now();
+    }
 };
 
 std::shared_ptr<const policy::Config> g_config;
@@ -51,9 +53,10 @@ std::string g_public_key_record;
 // Answers every question from its own slice of the input. Unlike the unit-test fake, it never
 // refuses a query: the engine may ask anything in any order. The same question gets the same answer.
 class InputResolver final : public dns::Resolver {
-public:
-    explicit InputResolver(std::string bytes) : bytes_(std::move(bytes)), in_(
-        reinterpret_cast<const std::uint8_t*>(bytes_.data()), bytes_.size()) {}
+  public:
+    explicit InputResolver(std::string bytes)
+        : bytes_(std::move(bytes)),
+          in_(reinterpret_cast<const std::uint8_t*>(bytes_.data()), bytes_.size()) {}
 
     dns::Pending lookup(std::string_view name, dns::RrType type) override {
         auto q = dns::normalize_query_name(name);
@@ -64,25 +67,35 @@ public:
         return dns::Pending::of(it->second);
     }
 
-private:
+  private:
     std::string name_from_input(const std::string& asked) {
         switch (in_.ConsumeIntegralInRange(0, 4)) {
-            case 0: return asked;
-            case 1: return "mx.example.com";
-            case 2: return "mail.example.net";
-            case 3: return "";  // the root: a null MX
-            default: return in_.ConsumeRandomLengthString(80);
+            case 0:
+                return asked;
+            case 1:
+                return "mx.example.com";
+            case 2:
+                return "mail.example.net";
+            case 3:
+                return "";  // the root: a null MX
+            default:
+                return in_.ConsumeRandomLengthString(80);
         }
     }
 
     dns::Answer make(const std::string& name, dns::RrType type) {
         if (in_.remaining_bytes() == 0) return dns::Answer::failure(dns::Status::nxdomain, "");
         switch (in_.ConsumeIntegralInRange(0, 9)) {
-            case 6: return dns::Answer::failure(dns::Status::nxdomain, "");
-            case 7: return dns::Answer::failure(dns::Status::nodata, "");
-            case 8: return dns::Answer::failure(dns::Status::servfail, "SERVFAIL");
-            case 9: return dns::Answer::failure(dns::Status::timeout, "timed out");
-            default: break;
+            case 6:
+                return dns::Answer::failure(dns::Status::nxdomain, "");
+            case 7:
+                return dns::Answer::failure(dns::Status::nodata, "");
+            case 8:
+                return dns::Answer::failure(dns::Status::servfail, "SERVFAIL");
+            case 9:
+                return dns::Answer::failure(dns::Status::timeout, "timed out");
+            default:
+                break;
         }
         dns::Answer a;
         a.status = dns::Status::answer;
@@ -95,7 +108,8 @@ private:
                 case dns::RrType::a: {
                     std::array<std::uint8_t, 4> b{};
                     for (auto& x : b) x = in_.ConsumeIntegral<std::uint8_t>();
-                    if (in_.ConsumeBool()) b = {127, 0, 0, in_.ConsumeIntegral<std::uint8_t>()};  // list codes
+                    if (in_.ConsumeBool())
+                        b = {127, 0, 0, in_.ConsumeIntegral<std::uint8_t>()};  // list codes
                     r.address = core::IpAddress::v4(b);
                     break;
                 }
@@ -110,14 +124,22 @@ private:
                     r.target = name_from_input(name);
                     break;
                 case dns::RrType::txt: {
-                    static const char* const prefixes[] = {"v=spf1 ", "v=DKIM1; k=rsa; p=", "v=DKIM1; k=ed25519; p=",
-                                                           "v=DMARC1; p=", "v=DMARC1; p=reject; rua=mailto:r@example.com; ", ""};
-                    std::string text = in_.ConsumeBool() ? g_public_key_record : in_.PickValueInArray(prefixes);
+                    static const char* const prefixes[] = {"v=spf1 ",
+                                                           "v=DKIM1; k=rsa; p=",
+                                                           "v=DKIM1; k=ed25519; p=",
+                                                           "v=DMARC1; p=",
+                                                           "v=DMARC1; p=reject; rua=mailto:r@example.com; ",
+                                                           ""};
+                    std::string text =
+                        in_.ConsumeBool() ? g_public_key_record : in_.PickValueInArray(prefixes);
                     text += in_.ConsumeRandomLengthString(400);
-                    for (std::size_t i = 0; i < text.size() || i == 0; i += 255) r.txt.push_back(text.substr(i, 255));
+                    for (std::size_t i = 0; i < text.size() || i == 0; i += 255)
+                        r.txt.push_back(text.substr(i, 255));
                     break;
                 }
-                default: r.target = name_from_input(name); break;
+                default:
+                    r.target = name_from_input(name);
+                    break;
             }
             a.records.push_back(std::move(r));
         }
@@ -131,7 +153,7 @@ private:
 
 // Takes the DMARC evaluations for aggregate reports and checks what a report would be made of.
 class CheckingStore final : public report::DmarcStore {
-public:
+  public:
     void record(const report::DmarcEvaluation& e) noexcept override {
         FUZZ_CHECK(e.disposition == "none" || e.disposition == "quarantine" || e.disposition == "reject");
         FUZZ_CHECK(!e.rua.empty() && !e.policy_domain.empty() && !e.header_from.empty());
@@ -141,8 +163,10 @@ public:
 
 std::optional<core::IpAddress> client_ip(FuzzedDataProvider& in) {
     switch (in.ConsumeIntegralInRange(0, 4)) {
-        case 0: return std::nullopt;  // local submission
-        case 1: return core::IpAddress::parse("192.0.2.10");  // trusted network: outbound
+        case 0:
+            return std::nullopt;  // local submission
+        case 1:
+            return core::IpAddress::parse("192.0.2.10");  // trusted network: outbound
         case 2: {
             std::array<std::uint8_t, 16> b{};
             for (auto& x : b) x = in.ConsumeIntegral<std::uint8_t>();
@@ -157,7 +181,8 @@ std::optional<core::IpAddress> client_ip(FuzzedDataProvider& in) {
 }
 
 void check_verdict(const core::Verdict& v, const core::Envelope& env) {
-    if (v.action == core::Action::reject || v.action == core::Action::tempfail) FUZZ_CHECK(v.reply.has_value());
+    if (v.action == core::Action::reject || v.action == core::Action::tempfail)
+        FUZZ_CHECK(v.reply.has_value());
     for (auto f : {policy::LogFormat::text, policy::LogFormat::json}) {
         auto line = report::format_decision(f, env, v, 0);
         for (unsigned char c : line) FUZZ_CHECK(c >= 0x20 && c < 0x7f);
@@ -167,8 +192,9 @@ void check_verdict(const core::Verdict& v, const core::Envelope& env) {
         // value the MTA sent, which may be anything here).
         if (e.kind == core::HeaderEdit::Kind::change || e.kind == core::HeaderEdit::Kind::remove) continue;
         for (std::size_t i = 0; i < e.value.size(); ++i) {
-            if (e.value[i] == '\n') FUZZ_CHECK(i > 0 && e.value[i - 1] == '\r' && i + 1 < e.value.size() &&
-                                               (e.value[i + 1] == ' ' || e.value[i + 1] == '\t'));
+            if (e.value[i] == '\n')
+                FUZZ_CHECK(i > 0 && e.value[i - 1] == '\r' && i + 1 < e.value.size() &&
+                           (e.value[i + 1] == ' ' || e.value[i + 1] == '\t'));
         }
     }
 }
@@ -181,7 +207,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     if (!key.error.empty()) std::abort();
     char path[] = "/tmp/vigil-fuzz-key-XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0 || write(fd, key.private_pem.data(), key.private_pem.size()) != static_cast<ssize_t>(key.private_pem.size()))
+    if (fd < 0 || write(fd, key.private_pem.data(), key.private_pem.size()) !=
+                      static_cast<ssize_t>(key.private_pem.size()))
         std::abort();
     close(fd);
     g_public_key_record = "v=DKIM1; k=ed25519; p=" + key.public_b64;
@@ -293,15 +320,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 s.connect(ip, str(64), str(16), !ip);
                 break;
             }
-            case 1: s.helo(str(300)); break;
+            case 1:
+                s.helo(str(300));
+                break;
             case 2: {
                 auto from = str(300);
                 bool auth = in.ConsumeBool();
                 s.mail(from, auth ? str(32) : std::string(), auth ? "PLAIN" : "");
                 break;
             }
-            case 3: s.rcpt(str(300)); break;
-            case 4: s.set_queue_id(str(16)); break;
+            case 3:
+                s.rcpt(str(300));
+                break;
+            case 4:
+                s.set_queue_id(str(16));
+                break;
             case 5: {
                 auto name = str(64);
                 s.header(name, str(2000));
@@ -314,14 +347,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 s.end_of_headers();
                 std::string_view body = parsed.body;
                 while (!body.empty()) {
-                    std::size_t n = std::min<std::size_t>(body.size(), in.ConsumeIntegralInRange<std::size_t>(1, 4096));
+                    std::size_t n =
+                        std::min<std::size_t>(body.size(), in.ConsumeIntegralInRange<std::size_t>(1, 4096));
                     s.body(body.substr(0, n));
                     body.remove_prefix(n);
                 }
                 break;
             }
-            case 7: s.end_of_headers(); break;
-            case 8: s.body(str(4096)); break;
+            case 7:
+                s.end_of_headers();
+                break;
+            case 8:
+                s.body(str(4096));
+                break;
             case 9:
             case 10: {
                 auto v = s.end_of_message();
@@ -329,7 +367,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 s.reset_message();
                 break;
             }
-            default: s.reset_message(); break;
+            default:
+                s.reset_message();
+                break;
         }
     }
     auto v = s.end_of_message();

@@ -53,8 +53,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     for (bool explanation : {false, true}) {
         auto e = expand_macros(spec, ctx, explanation);
-        if (e.ok()) FUZZ_CHECK(e.value.size() <= limits::max_expansion_bytes);
-        else FUZZ_CHECK(!e.error.empty());
+        if (e.ok())
+            FUZZ_CHECK(e.value.size() <= limits::max_expansion_bytes);
+        else
+            FUZZ_CHECK(!e.error.empty());
     }
     auto d = expand_domain(spec, ctx);
     if (d.ok()) FUZZ_CHECK(d.value.size() <= limits::max_domain_length);

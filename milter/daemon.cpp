@@ -3,12 +3,12 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <paths.h>
 #include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <paths.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -26,9 +26,11 @@
 
 namespace vigil::milter {
 
-Daemon::Daemon(std::string config_path, policy::Overrides overrides, std::shared_ptr<const policy::Config> config,
-               bool foreground)
-    : path_(std::move(config_path)), overrides_(std::move(overrides)), config_(std::move(config)),
+Daemon::Daemon(std::string config_path, policy::Overrides overrides,
+               std::shared_ptr<const policy::Config> config, bool foreground)
+    : path_(std::move(config_path)),
+      overrides_(std::move(overrides)),
+      config_(std::move(config)),
       foreground_(foreground) {}
 
 std::shared_ptr<const policy::Config> Daemon::config() const {
@@ -96,14 +98,16 @@ bool Daemon::reload() {
     try {
         auto fresh = policy::load_config_file(path_, overrides_);
         if (fresh->dns_server != runtime_->dns_server()) {
-            log_line(LOG_WARNING, fmt::format("reload: [dns] server changed from '{}' to '{}'; this takes a restart, "
-                                              "the running resolver is kept",
-                                              runtime_->dns_server(), fresh->dns_server));
+            log_line(LOG_WARNING,
+                     fmt::format("reload: [dns] server changed from '{}' to '{}'; this takes a restart, "
+                                 "the running resolver is kept",
+                                 runtime_->dns_server(), fresh->dns_server));
         }
         if (fresh->dmarc_reports.enabled != config()->dmarc_reports.enabled ||
             fresh->dmarc_reports.store != config()->dmarc_reports.store) {
-            log_line(LOG_WARNING, "reload: [dmarc_reports] enabled/store changed; this takes a restart, the running "
-                                  "report store is kept");
+            log_line(LOG_WARNING,
+                     "reload: [dmarc_reports] enabled/store changed; this takes a restart, the running "
+                     "report store is kept");
         }
         {
             std::lock_guard lock(mutex_);
@@ -116,7 +120,8 @@ bool Daemon::reload() {
         for (auto& c : msg) {
             if (c == '\n') c = ';';
         }
-        log_line(LOG_ERR, fmt::format("reload of {} failed, keeping the running configuration: {}", path_, msg));
+        log_line(LOG_ERR,
+                 fmt::format("reload of {} failed, keeping the running configuration: {}", path_, msg));
         return false;
     }
 }
@@ -165,7 +170,8 @@ void log_line(int priority, const std::string& line) {
 int set_nodelay_on_listeners() {
     int set = 0;
     struct rlimit rl {};
-    int max_fd = (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536) ? static_cast<int>(rl.rlim_cur) : 1024;
+    int max_fd =
+        (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536) ? static_cast<int>(rl.rlim_cur) : 1024;
     for (int fd = 0; fd < max_fd; ++fd) {
         int listening = 0;
         socklen_t len = sizeof listening;
@@ -191,7 +197,8 @@ std::string drop_privileges(const policy::Config& cfg, const std::string& unix_s
     }
     auto set_socket = [&](uid_t uid, gid_t gid) -> std::string {
         if (unix_socket_path.empty()) return {};
-        if (chown(unix_socket_path.c_str(), uid, gid) != 0 || chmod(unix_socket_path.c_str(), cfg.socket_mode) != 0) {
+        if (chown(unix_socket_path.c_str(), uid, gid) != 0 ||
+            chmod(unix_socket_path.c_str(), cfg.socket_mode) != 0) {
             return fmt::format("cannot set owner/mode of {}: {}", unix_socket_path, std::strerror(errno));
         }
         return {};
@@ -218,7 +225,8 @@ std::string drop_privileges(const policy::Config& cfg, const std::string& unix_s
     if (setuid(uid) != 0) return fmt::format("setuid({}): {}", uid, std::strerror(errno));
     if (setuid(0) == 0) return "privileges could be regained after dropping them";
     // Nor through anything this process might execute (setuid binaries, file capabilities).
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return fmt::format("no_new_privs: {}", std::strerror(errno));
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return fmt::format("no_new_privs: {}", std::strerror(errno));
     return {};
 }
 

@@ -15,7 +15,7 @@
 namespace vigil::milter {
 
 class Daemon {
-public:
+  public:
     Daemon(std::string config_path, policy::Overrides overrides, std::shared_ptr<const policy::Config> config,
            bool foreground);
 
@@ -35,14 +35,14 @@ public:
     // they use go away, and one that starts after the stop must touch neither (stopping()).
     // Sequentially consistent on both sides, so a callback and the stop always see each other.
     class CallbackScope {
-    public:
+      public:
         explicit CallbackScope(Daemon& d) : d_(d) { d_.running_.fetch_add(1); }
         ~CallbackScope() { d_.running_.fetch_sub(1); }
         CallbackScope(const CallbackScope&) = delete;
         CallbackScope& operator=(const CallbackScope&) = delete;
         bool stopping() const { return d_.stopping_.load(); }
 
-    private:
+      private:
         Daemon& d_;
     };
     // Once libmilter's listener has returned: marks the stop and waits at most `limit` for the
@@ -52,7 +52,7 @@ public:
     // End-of-message evaluations take a slot here (one per CPU, in turn).
     EomGate& eom_gate() { return eom_gate_; }
 
-private:
+  private:
     std::string path_;
     policy::Overrides overrides_;
     mutable std::mutex mutex_;

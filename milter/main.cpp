@@ -104,9 +104,10 @@ int serve(vigil::milter::Daemon& daemon) {
     // Sessions still connected stay with libmilter's workers until the process ends; the callbacks
     // running now finish before the resolver and stores they use are taken down.
     if (int running = daemon.quiesce(std::chrono::seconds(10)); running > 0) {
-        vigil::milter::log_line(LOG_WARNING, fmt::format("{} callbacks still running 10 s after the stop; exiting "
-                                                         "without waiting for them",
-                                                         running));
+        vigil::milter::log_line(LOG_WARNING,
+                                fmt::format("{} callbacks still running 10 s after the stop; exiting "
+                                            "without waiting for them",
+                                            running));
         closelog();
         std::_Exit(1);
     }
@@ -126,14 +127,30 @@ int main(int argc, char** argv) {
     int c;
     while ((c = getopt_long(argc, argv, "c:tfp:h", long_opts, nullptr)) != -1) {
         switch (c) {
-            case 'c': config_path = optarg; break;
-            case 't': test_only = true; break;
-            case 'f': foreground = true; break;
-            case 'p': ov.socket = optarg; break;
-            case 'D': ov.dns_server = optarg; break;
-            case 'R': ov.allow_root = true; break;
-            case 'h': usage(stdout); return 0;
-            default: usage(stderr); return 2;
+            case 'c':
+                config_path = optarg;
+                break;
+            case 't':
+                test_only = true;
+                break;
+            case 'f':
+                foreground = true;
+                break;
+            case 'p':
+                ov.socket = optarg;
+                break;
+            case 'D':
+                ov.dns_server = optarg;
+                break;
+            case 'R':
+                ov.allow_root = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
         }
     }
     if (optind != argc) {
@@ -149,8 +166,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (test_only) {
-        std::printf("%s: configuration OK (%zu checks enabled, socket %s)\n", config_path.c_str(), config->checks.size(),
-                    config->socket.c_str());
+        std::printf("%s: configuration OK (%zu checks enabled, socket %s)\n", config_path.c_str(),
+                    config->checks.size(), config->socket.c_str());
         return 0;
     }
 
@@ -195,7 +212,8 @@ int main(int argc, char** argv) {
     }
     mode_t old_umask = umask(0177);  // the socket starts private; its mode is set explicitly below
     if (smfi_opensocket(true) != MI_SUCCESS) {
-        vigil::milter::log_line(LOG_ERR, fmt::format("cannot open socket {}: {}", config->socket, std::strerror(errno)));
+        vigil::milter::log_line(
+            LOG_ERR, fmt::format("cannot open socket {}: {}", config->socket, std::strerror(errno)));
         return 1;
     }
     umask(old_umask);
@@ -207,7 +225,8 @@ int main(int argc, char** argv) {
     if (!config->pid_file.empty()) {
         std::ofstream pid(config->pid_file, std::ios::trunc);
         pid << getpid() << '\n';
-        if (!pid) vigil::milter::log_line(LOG_WARNING, fmt::format("cannot write pid file {}", config->pid_file));
+        if (!pid)
+            vigil::milter::log_line(LOG_WARNING, fmt::format("cannot write pid file {}", config->pid_file));
     }
     if (auto err = vigil::milter::drop_privileges(*config, sock_path); !err.empty()) {
         vigil::milter::log_line(LOG_ERR, err);

@@ -55,7 +55,8 @@ bool read_input(const std::string& path, std::string& data) {
         data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
     }
     if (data.size() > vigil::core::limits::max_check_file) {
-        std::fprintf(stderr, "vigil dkim: input larger than %zu bytes\n", vigil::core::limits::max_check_file);
+        std::fprintf(stderr, "vigil dkim: input larger than %zu bytes\n",
+                     vigil::core::limits::max_check_file);
         return false;
     }
     return true;
@@ -99,9 +100,11 @@ std::string lower(std::string s) {
 }
 
 int keygen(const Args& a) {
-    auto domain = lower(a.get("--domain")), selector = lower(a.get("--selector")), type = a.get("--type", "rsa");
+    auto domain = lower(a.get("--domain")), selector = lower(a.get("--selector")),
+         type = a.get("--type", "rsa");
     auto dir = a.get("--out");
-    if (!dk::valid_domain(domain) || !dk::valid_domain(selector) || dir.empty() || (type != "rsa" && type != "ed25519")) {
+    if (!dk::valid_domain(domain) || !dk::valid_domain(selector) || dir.empty() ||
+        (type != "rsa" && type != "ed25519")) {
         usage(stderr);
         return 2;
     }
@@ -123,7 +126,8 @@ int keygen(const Args& a) {
         return 1;
     }
     ::fchmod(fd, 0600);
-    bool ok = ::write(fd, g.private_pem.data(), g.private_pem.size()) == static_cast<ssize_t>(g.private_pem.size());
+    bool ok =
+        ::write(fd, g.private_pem.data(), g.private_pem.size()) == static_cast<ssize_t>(g.private_pem.size());
     ok = (::close(fd) == 0) && ok;
     if (!ok) {
         std::fprintf(stderr, "vigil dkim keygen: cannot write %s\n", path.c_str());
@@ -162,9 +166,12 @@ int sign(const Args& a) {
     auto slash = canon.find('/');
     auto ch = canon.substr(0, slash), cb = slash == std::string::npos ? "simple" : canon.substr(slash + 1);
     auto canon_of = [](const std::string& s, dk::Canon& c) {
-        if (s == "simple") c = dk::Canon::simple;
-        else if (s == "relaxed") c = dk::Canon::relaxed;
-        else return false;
+        if (s == "simple")
+            c = dk::Canon::simple;
+        else if (s == "relaxed")
+            c = dk::Canon::relaxed;
+        else
+            return false;
         return true;
     };
     if (!canon_of(ch, p.header_canon) || !canon_of(cb, p.body_canon)) {
@@ -183,10 +190,12 @@ int sign(const Args& a) {
         }
         p.oversign = over;
     }
-    if (std::find(p.headers.begin(), p.headers.end(), "from") == p.headers.end()) p.headers.insert(p.headers.begin(), "from");
+    if (std::find(p.headers.begin(), p.headers.end(), "from") == p.headers.end())
+        p.headers.insert(p.headers.begin(), "from");
     p.timestamp = a.has("--timestamp") ? std::stoll(a.get("--timestamp"))
                                        : std::chrono::duration_cast<std::chrono::seconds>(
-                                             std::chrono::system_clock::now().time_since_epoch()).count();
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count();
     if (a.has("--expire")) p.expire_after = std::stoll(a.get("--expire"));
     std::string data;
     if (!read_input(a.rest.empty() ? "" : a.rest[0], data)) return 1;
@@ -241,7 +250,9 @@ int verify(const Args& a, const std::shared_ptr<const vigil::policy::Config>& co
     auto m = vigil::core::parse_message(data);
     auto refs = dk::header_refs(m.headers);
     dk::Verifier v(opts);
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     v.begin(refs, now);
     v.body(m.body);
 
@@ -249,7 +260,8 @@ int verify(const Args& a, const std::shared_ptr<const vigil::policy::Config>& co
     std::optional<dk::KeyFetcher> fetcher;
     auto budget = config->stage_budget;
     auto key_names = v.key_names();
-    bool need_dns = std::any_of(key_names.begin(), key_names.end(), [&](const std::string& n) { return !records.count(n); });
+    bool need_dns = std::any_of(key_names.begin(), key_names.end(),
+                                [&](const std::string& n) { return !records.count(n); });
     if (need_dns) {
         vigil::policy::Config dns_config;
         dns_config.dns_server = a.has("--dns") ? a.get("--dns") : config->dns_server;

@@ -29,21 +29,22 @@ using vigil::core::json_escape;
 constexpr const char* default_config = "/etc/vigil/vigil.conf";
 
 void usage(std::FILE* out) {
-    std::fprintf(out,
-                 "usage: vigil [--config FILE] [--dns HOST:PORT] COMMAND [options]\n"
-                 "commands:\n"
-                 "  check [--ip IP] [--helo NAME] [--mail-from ADDR] [--rcpt ADDR]... [--auth-user USER]\n"
-                 "        [--queue-id ID] [--authserv-id ID] [--json] [FILE]\n"
-                 "        run the milter's checks on a message (FILE or stdin) and print the verdict\n"
-                 "  symbols [--json]   list every symbol with its weight and meaning\n"
-                 "  spf --ip IP --mail-from ADDR --helo NAME [--json]   evaluate SPF (RFC 7208)\n"
-                 "  dkim keygen|sign|verify ...   DKIM keys, signing and verification (`vigil dkim --help`)\n"
-                 "  doctor [--domain D]... [--ip IP]... [--json]   check this server's reputation and DNS\n"
-                 "        set-up (`vigil doctor --help`); exit status 0 ok, 1 warn, 2 fail\n"
-                 "  dmarc report [--since T] [--until T] [--domain D] [--out DIR] [--send]   DMARC aggregate\n"
-                 "        reports from the milter's store (`vigil dmarc --help`)\n"
-                 "Without --config, %s is used when it exists, else the built-in defaults.\n",
-                 default_config);
+    std::fprintf(
+        out,
+        "usage: vigil [--config FILE] [--dns HOST:PORT] COMMAND [options]\n"
+        "commands:\n"
+        "  check [--ip IP] [--helo NAME] [--mail-from ADDR] [--rcpt ADDR]... [--auth-user USER]\n"
+        "        [--queue-id ID] [--authserv-id ID] [--json] [FILE]\n"
+        "        run the milter's checks on a message (FILE or stdin) and print the verdict\n"
+        "  symbols [--json]   list every symbol with its weight and meaning\n"
+        "  spf --ip IP --mail-from ADDR --helo NAME [--json]   evaluate SPF (RFC 7208)\n"
+        "  dkim keygen|sign|verify ...   DKIM keys, signing and verification (`vigil dkim --help`)\n"
+        "  doctor [--domain D]... [--ip IP]... [--json]   check this server's reputation and DNS\n"
+        "        set-up (`vigil doctor --help`); exit status 0 ok, 1 warn, 2 fail\n"
+        "  dmarc report [--since T] [--until T] [--domain D] [--out DIR] [--send]   DMARC aggregate\n"
+        "        reports from the milter's store (`vigil dmarc --help`)\n"
+        "Without --config, %s is used when it exists, else the built-in defaults.\n",
+        default_config);
 }
 
 std::string read_all(std::istream& in) {
@@ -51,7 +52,8 @@ std::string read_all(std::istream& in) {
     char buf[65536];
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
         data.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (data.size() > vigil::core::limits::max_check_file) throw std::runtime_error("message larger than 256 MiB");
+        if (data.size() > vigil::core::limits::max_check_file)
+            throw std::runtime_error("message larger than 256 MiB");
     }
     return data;
 }
@@ -76,7 +78,8 @@ std::string edit_json(const vigil::core::HeaderEdit& e) {
                        json_escape(vigil::core::trim(display_value(e.value))));
 }
 
-int cmd_check(int argc, char** argv, const std::string& config_path, bool explicit_config, vigil::policy::Overrides ov) {
+int cmd_check(int argc, char** argv, const std::string& config_path, bool explicit_config,
+              vigil::policy::Overrides ov) {
     vigil::policy::ReplayInput in;
     bool json = false;
     static const option opts[] = {{"ip", required_argument, nullptr, 'i'},
@@ -101,16 +104,36 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
                     return 2;
                 }
                 break;
-            case 'H': in.helo = optarg; break;
-            case 'm': in.mail_from = optarg; break;
-            case 'r': in.rcpts.emplace_back(optarg); break;
-            case 'u': in.auth_user = optarg; break;
-            case 'q': in.queue_id = optarg; break;
-            case 'a': ov.authserv_id = optarg; break;
-            case 'D': ov.dns_server = optarg; break;
-            case 'j': json = true; break;
-            case 'h': usage(stdout); return 0;
-            default: usage(stderr); return 2;
+            case 'H':
+                in.helo = optarg;
+                break;
+            case 'm':
+                in.mail_from = optarg;
+                break;
+            case 'r':
+                in.rcpts.emplace_back(optarg);
+                break;
+            case 'u':
+                in.auth_user = optarg;
+                break;
+            case 'q':
+                in.queue_id = optarg;
+                break;
+            case 'a':
+                ov.authserv_id = optarg;
+                break;
+            case 'D':
+                ov.dns_server = optarg;
+                break;
+            case 'j':
+                json = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
         }
     }
     if (argc - optind > 1) {
@@ -145,35 +168,42 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
         reply = fmt::format("{} {} {}", r.refusal.reply.code, r.refusal.reply.xcode, r.refusal.reply.text);
     } else {
         action = std::string(vigil::core::to_string(r.verdict.action));
-        if (r.verdict.reply) reply = fmt::format("{} {} {}", r.verdict.reply->code, r.verdict.reply->xcode, r.verdict.reply->text);
+        if (r.verdict.reply)
+            reply =
+                fmt::format("{} {} {}", r.verdict.reply->code, r.verdict.reply->xcode, r.verdict.reply->text);
     }
     const auto& v = r.verdict;
     if (json) {
         std::string symbols, headers, removed, refused;
         for (const auto& s : v.symbols) {
             std::string opts;
-            for (const auto& o : s.options) opts += fmt::format("{}\"{}\"", opts.empty() ? "" : ",", json_escape(o));
-            symbols += fmt::format("{}{{\"name\":\"{}\",\"score\":{:.2f},\"options\":[{}]}}", symbols.empty() ? "" : ",",
-                                   s.name, s.score, opts);
+            for (const auto& o : s.options)
+                opts += fmt::format("{}\"{}\"", opts.empty() ? "" : ",", json_escape(o));
+            symbols += fmt::format("{}{{\"name\":\"{}\",\"score\":{:.2f},\"options\":[{}]}}",
+                                   symbols.empty() ? "" : ",", s.name, s.score, opts);
         }
         for (const auto& e : v.edits) {
             if (e.kind == Kind::remove) {
-                removed += fmt::format("{}{{\"name\":\"{}\",\"index\":{}}}", removed.empty() ? "" : ",", json_escape(e.name), e.index);
+                removed += fmt::format("{}{{\"name\":\"{}\",\"index\":{}}}", removed.empty() ? "" : ",",
+                                       json_escape(e.name), e.index);
             } else {
                 headers += (headers.empty() ? "" : ",") + edit_json(e);
             }
         }
         for (const auto& [rcpt, rr] : r.refused_rcpts) {
-            refused += fmt::format("{}{{\"rcpt\":\"{}\",\"smtp_reply\":\"{} {} {}\"}}", refused.empty() ? "" : ",",
-                                   json_escape(rcpt), rr.reply.code, rr.reply.xcode, json_escape(rr.reply.text));
+            refused +=
+                fmt::format("{}{{\"rcpt\":\"{}\",\"smtp_reply\":\"{} {} {}\"}}", refused.empty() ? "" : ",",
+                            json_escape(rcpt), rr.reply.code, rr.reply.xcode, json_escape(rr.reply.text));
         }
         std::string forced = "null";
         if (v.forced) {
-            forced = fmt::format("{{\"action\":\"{}\",\"by\":\"{}\",\"reason\":\"{}\"}}", vigil::core::to_string(v.forced->action),
-                                 v.forced->check, json_escape(v.forced->reason));
+            forced = fmt::format("{{\"action\":\"{}\",\"by\":\"{}\",\"reason\":\"{}\"}}",
+                                 vigil::core::to_string(v.forced->action), v.forced->check,
+                                 json_escape(v.forced->reason));
         }
         std::string warnings;
-        for (const auto& w : v.warnings) warnings += fmt::format("{}\"{}\"", warnings.empty() ? "" : ",", json_escape(w));
+        for (const auto& w : v.warnings)
+            warnings += fmt::format("{}\"{}\"", warnings.empty() ? "" : ",", json_escape(w));
         // Per-method objects from the checks ("spf", "dkim", "dnsbl", ...); a key added twice becomes a list.
         std::string reports;
         std::vector<std::string> seen;
@@ -191,13 +221,15 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
             }
             reports += fmt::format(",\"{}\":{}", json_escape(key), joined);
         }
-        std::printf("{\"action\":\"%s\",\"score\":%.2f,\"reject_score\":%.2f,\"direction\":\"%s\",\"symbols\":[%s],"
-                    "\"headers\":[%s],\"removed_headers\":[%s],\"forced\":%s,\"refused_rcpts\":[%s],\"warnings\":[%s]%s%s%s}\n",
-                    action.c_str(), v.score, v.reject_threshold,
-                    std::string(vigil::core::to_string(r.envelope.direction)).c_str(), symbols.c_str(), headers.c_str(),
-                    removed.c_str(), forced.c_str(), refused.c_str(), warnings.c_str(),
-                    reply.empty() ? "" : fmt::format(",\"smtp_reply\":\"{}\"", json_escape(reply)).c_str(),
-                    r.refused_at ? fmt::format(",\"stage\":\"{}\"", *r.refused_at).c_str() : "", reports.c_str());
+        std::printf(
+            "{\"action\":\"%s\",\"score\":%.2f,\"reject_score\":%.2f,\"direction\":\"%s\",\"symbols\":[%s],"
+            "\"headers\":[%s],\"removed_headers\":[%s],\"forced\":%s,\"refused_rcpts\":[%s],\"warnings\":[%s]"
+            "%s%s%s}\n",
+            action.c_str(), v.score, v.reject_threshold,
+            std::string(vigil::core::to_string(r.envelope.direction)).c_str(), symbols.c_str(),
+            headers.c_str(), removed.c_str(), forced.c_str(), refused.c_str(), warnings.c_str(),
+            reply.empty() ? "" : fmt::format(",\"smtp_reply\":\"{}\"", json_escape(reply)).c_str(),
+            r.refused_at ? fmt::format(",\"stage\":\"{}\"", *r.refused_at).c_str() : "", reports.c_str());
         return 0;
     }
     if (r.refused_at) {
@@ -213,13 +245,15 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
         }
     }
     for (const auto& [rcpt, rr] : r.refused_rcpts) {
-        std::printf("recipient %s refused: %s %s %s\n", vigil::core::printable(rcpt).c_str(), rr.reply.code.c_str(),
-                    rr.reply.xcode.c_str(), rr.reply.text.c_str());
+        std::printf("recipient %s refused: %s %s %s\n", vigil::core::printable(rcpt).c_str(),
+                    rr.reply.code.c_str(), rr.reply.xcode.c_str(), rr.reply.text.c_str());
     }
     for (const auto& w : v.warnings) std::printf("warning: %s\n", vigil::core::printable(w, 512).c_str());
     std::printf("action: %s\n", action.c_str());
     if (!reply.empty()) std::printf("smtp reply: %s\n", reply.c_str());
-    if (v.forced) std::printf("forced by %s: %s\n", v.forced->check.c_str(), vigil::core::printable(v.forced->reason).c_str());
+    if (v.forced)
+        std::printf("forced by %s: %s\n", v.forced->check.c_str(),
+                    vigil::core::printable(v.forced->reason).c_str());
     std::printf("score: %.2f (reject at %.2f)\n", v.score, v.reject_threshold);
     std::printf("symbols:%s\n", v.symbols.empty() ? " none" : "");
     for (const auto& s : v.symbols) {
@@ -237,8 +271,9 @@ int cmd_symbols(int argc, char** argv, const std::shared_ptr<const vigil::policy
     std::string out;
     for (const auto& [name, def] : config->symbols) {
         if (json) {
-            out += fmt::format("{}{{\"name\":\"{}\",\"weight\":{:.2f},\"description\":\"{}\"}}", out.empty() ? "" : ",",
-                               name, config->weight(name), json_escape(def.description));
+            out +=
+                fmt::format("{}{{\"name\":\"{}\",\"weight\":{:.2f},\"description\":\"{}\"}}",
+                            out.empty() ? "" : ",", name, config->weight(name), json_escape(def.description));
         } else {
             out += fmt::format("{:<24} {:7.2f}  {}\n", name, config->weight(name), def.description);
         }
@@ -278,10 +313,13 @@ int main(int argc, char** argv) {
     try {
         if (cmd == "check") return cmd_check(argc - i, argv + i, config_path, explicit_config, ov);
         if (cmd == "symbols") return cmd_symbols(argc - i, argv + i, load(config_path, explicit_config, ov));
-        if (cmd == "spf") return vigil::tools::spf_command(argc - i, argv + i, load(config_path, explicit_config, ov));
+        if (cmd == "spf")
+            return vigil::tools::spf_command(argc - i, argv + i, load(config_path, explicit_config, ov));
         if (cmd == "dkim") return dkim_command(argc - i, argv + i, load(config_path, explicit_config, ov));
-        if (cmd == "doctor") return vigil::tools::doctor_command(argc - i, argv + i, config_path, explicit_config, ov);
-        if (cmd == "dmarc") return vigil::tools::dmarc_command(argc - i, argv + i, config_path, explicit_config, ov);
+        if (cmd == "doctor")
+            return vigil::tools::doctor_command(argc - i, argv + i, config_path, explicit_config, ov);
+        if (cmd == "dmarc")
+            return vigil::tools::dmarc_command(argc - i, argv + i, config_path, explicit_config, ov);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "vigil %s: %s\n", cmd.c_str(), e.what());
         return 2;

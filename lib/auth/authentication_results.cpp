@@ -17,17 +17,25 @@ constexpr std::size_t tab_columns = 8;
 // One fold for both: a reader that unfolds by removing CRLF sees single spaces, as on one line.
 constexpr std::string_view fold = "\r\n\t";
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-bool is_keyword_char(char c) { return is_alnum(c) || c == '-' || c == '_'; }
+bool is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+bool is_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+bool is_keyword_char(char c) {
+    return is_alnum(c) || c == '-' || c == '_';
+}
 
 bool is_keyword(std::string_view s) {
-    return !s.empty() && s.size() <= limits::max_keyword_length && std::all_of(s.begin(), s.end(), is_keyword_char);
+    return !s.empty() && s.size() <= limits::max_keyword_length &&
+           std::all_of(s.begin(), s.end(), is_keyword_char);
 }
 
 // A property name: keywords joined by single dots.
 bool is_property(std::string_view s) {
-    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
+    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos)
+        return false;
     return std::all_of(s.begin(), s.end(), [](char c) { return is_keyword_char(c) || c == '.'; });
 }
 
@@ -47,7 +55,8 @@ bool is_token(std::string_view s) {
 // RFC 5322 dot-atom.
 bool is_dot_atom(std::string_view s) {
     static constexpr std::string_view atext_specials = "!#$%&'*+/=?^_`{|}~-";
-    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
+    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos)
+        return false;
     return std::all_of(s.begin(), s.end(), [](char c) {
         return is_alnum(c) || c == '.' || atext_specials.find(c) != std::string_view::npos;
     });
@@ -60,7 +69,8 @@ bool is_domain_name(std::string_view s) {
         auto dot = s.find('.');
         auto label = s.substr(0, dot);
         if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-        if (!std::all_of(label.begin(), label.end(), [](char c) { return is_alnum(c) || c == '-'; })) return false;
+        if (!std::all_of(label.begin(), label.end(), [](char c) { return is_alnum(c) || c == '-'; }))
+            return false;
         ++labels;
         if (dot == std::string_view::npos) break;
         s.remove_prefix(dot + 1);
@@ -263,10 +273,13 @@ std::string ar_value(std::string_view raw) {
 
 std::string dnssec_comment(dns::Dnssec status) {
     switch (status) {
-        case dns::Dnssec::secure: return " (dnssec: secure)";
-        case dns::Dnssec::bogus: return " (dnssec: bogus)";
+        case dns::Dnssec::secure:
+            return " (dnssec: secure)";
+        case dns::Dnssec::bogus:
+            return " (dnssec: bogus)";
         case dns::Dnssec::insecure:
-        case dns::Dnssec::unchecked: break;
+        case dns::Dnssec::unchecked:
+            break;
     }
     return {};
 }
@@ -277,15 +290,17 @@ std::string resinfo_text(const ResInfo& r) {
     return out;
 }
 
-std::string format_authentication_results(std::string_view authserv_id, const std::vector<std::string>& resinfos) {
+std::string format_authentication_results(std::string_view authserv_id,
+                                          const std::vector<std::string>& resinfos) {
     std::vector<ResInfo> results;
     results.reserve(std::min(resinfos.size(), limits::max_resinfos));
     for (const auto& text : resinfos) {
         if (results.size() >= limits::max_resinfos) break;
         if (auto r = parse_resinfo(text)) results.push_back(std::move(*r));
     }
-    std::stable_sort(results.begin(), results.end(),
-                     [](const ResInfo& a, const ResInfo& b) { return method_rank(a.method) < method_rank(b.method); });
+    std::stable_sort(results.begin(), results.end(), [](const ResInfo& a, const ResInfo& b) {
+        return method_rank(a.method) < method_rank(b.method);
+    });
 
     auto id = header_text(authserv_id, limits::max_value_length);
     std::string out = " " + (is_token(id) ? id : quoted(id)) + ";";

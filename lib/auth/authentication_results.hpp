@@ -25,8 +25,8 @@ struct ResInfo {
     std::vector<std::string> comments;  // text inside the parentheses, quoted-pairs undone
     std::optional<std::string> reason;
     struct Property {
-        std::string name;   // "smtp.mailfrom", lowercase
-        std::string value;  // quoting undone
+        std::string name;     // "smtp.mailfrom", lowercase
+        std::string value;    // quoting undone
         bool quoted = false;  // the check quoted it: it stays quoted (header.b reads the same every time)
     };
     std::vector<Property> properties;
@@ -54,7 +54,8 @@ std::string resinfo_text(const ResInfo& r);
 // method=result are dropped; no results gives "authserv-id; none". When the field does not fit in
 // 78 columns, every resinfo starts a line of its own and a resinfo that is still too long continues
 // on further lines, folded (CRLF TAB) only between its parts, never inside a value or comment.
-std::string format_authentication_results(std::string_view authserv_id, const std::vector<std::string>& resinfos);
+std::string format_authentication_results(std::string_view authserv_id,
+                                          const std::vector<std::string>& resinfos);
 
 // The authserv-id an existing field claims, or nullopt when the value is not parsable.
 // CFWS and comments before it are skipped; a quoted-string id is unquoted (RFC 8601 §2.2).

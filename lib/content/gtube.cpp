@@ -18,8 +18,10 @@ struct GtubeState final : policy::CheckState {
 }  // namespace
 
 std::unique_ptr<policy::Check> GtubeCheck::make(policy::Section& s) {
-    auto action = s.get_choice("action", "reject", {"reject", "tempfail", "quarantine", "add_header", "score"});
-    return std::make_unique<GtubeCheck>(action == "score" ? core::Action::accept : *core::parse_action(action));
+    auto action =
+        s.get_choice("action", "reject", {"reject", "tempfail", "quarantine", "add_header", "score"});
+    return std::make_unique<GtubeCheck>(action == "score" ? core::Action::accept
+                                                          : *core::parse_action(action));
 }
 
 std::vector<core::SymbolDef> GtubeCheck::symbols() const {
@@ -51,9 +53,11 @@ void GtubeCheck::run(policy::Context& ctx) const {
     if (st == nullptr || !st->found) return;
     ctx.add_symbol(*this, "GTUBE");
     if (action_ != core::Action::accept) {
-        ctx.force(*this, action_, "GTUBE test string",
-                  action_ == core::Action::reject ? std::optional(core::SmtpReply{"554", "5.7.1", "GTUBE test string found, message rejected"})
-                                                  : std::nullopt);
+        ctx.force(
+            *this, action_, "GTUBE test string",
+            action_ == core::Action::reject
+                ? std::optional(core::SmtpReply{"554", "5.7.1", "GTUBE test string found, message rejected"})
+                : std::nullopt);
     }
 }
 

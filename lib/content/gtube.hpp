@@ -6,10 +6,11 @@
 
 namespace vigil::content {
 
-inline constexpr std::string_view gtube_string = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+inline constexpr std::string_view gtube_string =
+    "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
 class GtubeCheck final : public policy::Check {
-public:
+  public:
     explicit GtubeCheck(core::Action action) : action_(action) {}
     static std::unique_ptr<policy::Check> make(policy::Section& options);
 
@@ -21,7 +22,7 @@ public:
     void body_chunk(policy::Context& ctx, std::string_view chunk) const override;
     void run(policy::Context& ctx) const override;
 
-private:
+  private:
     core::Action action_;
 };
 

@@ -9,7 +9,8 @@ std::unique_ptr<policy::Check> MessageStructureCheck::make(policy::Section&) {
 }
 
 std::vector<core::SymbolDef> MessageStructureCheck::symbols() const {
-    return {{"MSG_HEADER_LIMIT", "More header fields or header bytes than Vigil keeps; the excess was not examined", 3.0},
+    return {{"MSG_HEADER_LIMIT",
+             "More header fields or header bytes than Vigil keeps; the excess was not examined", 3.0},
             {"MSG_NO_HEADERS", "The message has no header fields at all", 3.0},
             {"MSG_NO_FROM", "The message has no From field (RFC 5322 requires one)", 2.0},
             {"MSG_MULTIPLE_FROM", "The message has more than one From field", 3.0}};

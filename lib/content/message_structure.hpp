@@ -7,7 +7,7 @@
 namespace vigil::content {
 
 class MessageStructureCheck final : public policy::Check {
-public:
+  public:
     static std::unique_ptr<policy::Check> make(policy::Section& options);
     std::string_view name() const override { return "message_structure"; }
     std::vector<policy::Stage> stages() const override { return {policy::Stage::headers}; }

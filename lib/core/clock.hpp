@@ -5,7 +5,7 @@
 namespace vigil::core {
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     // Wall-clock time, for timestamps in headers, reports and signature expiry.
     virtual std::chrono::system_clock::time_point now() const = 0;
@@ -14,9 +14,11 @@ public:
 };
 
 class SystemClock final : public Clock {
-public:
+  public:
     std::chrono::system_clock::time_point now() const override { return std::chrono::system_clock::now(); }
-    std::chrono::steady_clock::time_point monotonic() const override { return std::chrono::steady_clock::now(); }
+    std::chrono::steady_clock::time_point monotonic() const override {
+        return std::chrono::steady_clock::now();
+    }
     static const SystemClock& instance() {
         static const SystemClock clock;
         return clock;

@@ -4,7 +4,9 @@
 
 namespace vigil::core {
 
-std::string_view to_string(Direction d) { return d == Direction::inbound ? "inbound" : "outbound"; }
+std::string_view to_string(Direction d) {
+    return d == Direction::inbound ? "inbound" : "outbound";
+}
 
 std::string strip_angle_brackets(std::string_view addr) {
     addr = trim(addr);

@@ -21,10 +21,10 @@ struct Envelope {
     std::string helo;
 
     // Transaction level.
-    std::string queue_id;    // {i}; often known only from RCPT or end of message on
-    std::string mail_from;   // without angle brackets; empty is the null sender
-    std::string auth_user;   // {auth_authen}; empty when the client did not authenticate
-    std::string auth_type;   // {auth_type}
+    std::string queue_id;            // {i}; often known only from RCPT or end of message on
+    std::string mail_from;           // without angle brackets; empty is the null sender
+    std::string auth_user;           // {auth_authen}; empty when the client did not authenticate
+    std::string auth_type;           // {auth_type}
     std::vector<std::string> rcpts;  // accepted recipients, at most limits::max_recipients_kept
     std::size_t rcpt_count = 0;      // all accepted recipients, also those not kept
     Direction direction = Direction::inbound;

@@ -27,7 +27,8 @@ IpAddress IpAddress::v6(std::array<std::uint8_t, 16> b) {
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
     if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
-    if (text.size() > 5 && (text.substr(0, 5) == "IPv6:" || text.substr(0, 5) == "ipv6:")) text.remove_prefix(5);
+    if (text.size() > 5 && (text.substr(0, 5) == "IPv6:" || text.substr(0, 5) == "ipv6:"))
+        text.remove_prefix(5);
     if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
     char buf[INET6_ADDRSTRLEN + 1];
     std::memcpy(buf, text.data(), text.size());
@@ -107,13 +108,15 @@ std::optional<Cidr> Cidr::parse(std::string_view text, bool strict) {
     for (unsigned i = 0; i < ip->size(); ++i) {
         unsigned bit_start = i * 8;
         std::uint8_t mask = prefix >= bit_start + 8 ? 0xff
-                            : prefix <= bit_start  ? 0x00
-                                                   : static_cast<std::uint8_t>(0xff << (8 - (prefix - bit_start)));
+                            : prefix <= bit_start
+                                ? 0x00
+                                : static_cast<std::uint8_t>(0xff << (8 - (prefix - bit_start)));
         if ((bytes[i] & ~mask) != 0) host_bits = true;
         bytes[i] &= mask;
     }
     if (host_bits && strict) return std::nullopt;
-    IpAddress net = ip->is_v4() ? IpAddress::v4({bytes[0], bytes[1], bytes[2], bytes[3]}) : IpAddress::v6(bytes);
+    IpAddress net =
+        ip->is_v4() ? IpAddress::v4({bytes[0], bytes[1], bytes[2], bytes[3]}) : IpAddress::v6(bytes);
     return Cidr(net, prefix);
 }
 
@@ -129,6 +132,8 @@ bool Cidr::contains(const IpAddress& raw) const {
     return (a[full] & mask) == n[full];
 }
 
-std::string Cidr::to_string() const { return fmt::format("{}/{}", network_.to_string(), prefix_); }
+std::string Cidr::to_string() const {
+    return fmt::format("{}/{}", network_.to_string(), prefix_);
+}
 
 }  // namespace vigil::core

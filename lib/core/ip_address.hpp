@@ -11,7 +11,7 @@ struct sockaddr;
 namespace vigil::core {
 
 class IpAddress {
-public:
+  public:
     enum class Family : std::uint8_t { v4, v6 };
 
     IpAddress() = default;
@@ -36,13 +36,13 @@ public:
 
     friend bool operator==(const IpAddress&, const IpAddress&) = default;
 
-private:
+  private:
     Family family_ = Family::v4;
     std::array<std::uint8_t, 16> bytes_{};
 };
 
 class Cidr {
-public:
+  public:
     // "192.0.2.0/24", "2001:db8::/32", or a bare address (host route). Host bits must be zero
     // unless `strict` is false (then they are masked off).
     static std::optional<Cidr> parse(std::string_view text, bool strict = true);
@@ -53,7 +53,7 @@ public:
     unsigned prefix() const { return prefix_; }
     std::string to_string() const;
 
-private:
+  private:
     IpAddress network_;
     unsigned prefix_;
 };

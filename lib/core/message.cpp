@@ -45,7 +45,9 @@ std::string_view take_line(std::string_view raw, std::size_t pos, std::size_t& n
     return line;
 }
 
-bool is_field_name_char(char c) { return c > 32 && c < 127 && c != ':'; }
+bool is_field_name_char(char c) {
+    return c > 32 && c < 127 && c != ':';
+}
 
 }  // namespace
 

@@ -16,7 +16,7 @@ struct HeaderField {
 };
 
 class Message {
-public:
+  public:
     // Returns false when the field was not kept because a cap in core/limits.hpp was reached.
     bool add_header(std::string_view name, std::string_view value);
     void add_body(std::size_t bytes) { body_size_ += bytes; }
@@ -30,7 +30,7 @@ public:
     const HeaderField* find(std::string_view name) const;
     std::size_t count(std::string_view name) const;
 
-private:
+  private:
     std::vector<HeaderField> headers_;
     std::size_t header_bytes_ = 0;
     std::size_t fields_seen_ = 0;

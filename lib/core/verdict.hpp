@@ -1,9 +1,9 @@
 #pragma once
 // Symbols that checks add, and the verdict the engine makes of them.
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace vigil::core {

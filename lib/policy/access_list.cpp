@@ -13,20 +13,28 @@ namespace {
 
 constexpr std::string_view symbol_for(AccessRule::Field f) {
     switch (f) {
-        case AccessRule::Field::ip: return "ACCESS_IP";
-        case AccessRule::Field::helo: return "ACCESS_HELO";
-        case AccessRule::Field::sender: return "ACCESS_SENDER";
-        case AccessRule::Field::rcpt: return "ACCESS_RCPT";
+        case AccessRule::Field::ip:
+            return "ACCESS_IP";
+        case AccessRule::Field::helo:
+            return "ACCESS_HELO";
+        case AccessRule::Field::sender:
+            return "ACCESS_SENDER";
+        case AccessRule::Field::rcpt:
+            return "ACCESS_RCPT";
     }
     return "ACCESS_IP";
 }
 
 constexpr Stage stage_for(AccessRule::Field f) {
     switch (f) {
-        case AccessRule::Field::ip: return Stage::connect;
-        case AccessRule::Field::helo: return Stage::helo;
-        case AccessRule::Field::sender: return Stage::mail;
-        case AccessRule::Field::rcpt: return Stage::rcpt;
+        case AccessRule::Field::ip:
+            return Stage::connect;
+        case AccessRule::Field::helo:
+            return Stage::helo;
+        case AccessRule::Field::sender:
+            return Stage::mail;
+        case AccessRule::Field::rcpt:
+            return Stage::rcpt;
     }
     return Stage::connect;
 }
@@ -62,20 +70,25 @@ std::unique_ptr<Check> AccessListCheck::make(Section& s) {
     for (auto& r : s.sub_array("rule")) {
         AccessRule rule{};
         auto field = r.get_choice("match", "ip", {"ip", "helo", "sender", "rcpt"});
-        rule.field = field == "ip" ? AccessRule::Field::ip
-                     : field == "helo" ? AccessRule::Field::helo
+        rule.field = field == "ip"       ? AccessRule::Field::ip
+                     : field == "helo"   ? AccessRule::Field::helo
                      : field == "sender" ? AccessRule::Field::sender
                                          : AccessRule::Field::rcpt;
         rule.pattern = r.get_string("pattern", "");
         if (rule.pattern.empty()) r.error("pattern", "is required");
         if (rule.field == AccessRule::Field::ip && !rule.pattern.empty()) {
             rule.network = core::Cidr::parse(rule.pattern);
-            if (!rule.network) r.error("pattern", fmt::format("'{}' is not a network (address or address/prefix)", rule.pattern));
+            if (!rule.network)
+                r.error("pattern",
+                        fmt::format("'{}' is not a network (address or address/prefix)", rule.pattern));
         } else if ((rule.field == AccessRule::Field::sender || rule.field == AccessRule::Field::rcpt) &&
-                   !rule.pattern.empty() && rule.pattern != "<>" && rule.pattern.find('@') == std::string::npos) {
-            r.error("pattern", "an address pattern needs an '@': user@domain, @domain, @.domain, user@ or <>");
+                   !rule.pattern.empty() && rule.pattern != "<>" &&
+                   rule.pattern.find('@') == std::string::npos) {
+            r.error("pattern",
+                    "an address pattern needs an '@': user@domain, @domain, @.domain, user@ or <>");
         }
-        auto action = r.get_choice("action", "reject", {"accept", "add_header", "quarantine", "tempfail", "reject", "score"});
+        auto action = r.get_choice("action", "reject",
+                                   {"accept", "add_header", "quarantine", "tempfail", "reject", "score"});
         if (action != "score") rule.action = core::parse_action(action);
         rule.score = r.get_double("score", 0.0);
         if (action == "score" && !r.has("score")) r.error("score", "is required when action = \"score\"");
@@ -84,7 +97,8 @@ std::unique_ptr<Check> AccessListCheck::make(Section& s) {
             std::istringstream in(rule.reply);
             std::string code, xcode;
             in >> code >> xcode;
-            bool ok = code.size() == 3 && (code[0] == '4' || code[0] == '5') && xcode.size() >= 5 && xcode[0] == code[0];
+            bool ok = code.size() == 3 && (code[0] == '4' || code[0] == '5') && xcode.size() >= 5 &&
+                      xcode[0] == code[0];
             if (!ok) r.error("reply", "expected \"5xx 5.x.y text\" or \"4xx 4.x.y text\"");
         }
         r.finish();
@@ -112,10 +126,18 @@ void AccessListCheck::run(Context& ctx) const {
         if (stage_for(rule.field) != ctx.stage()) continue;
         bool hit = false;
         switch (rule.field) {
-            case AccessRule::Field::ip: hit = env.client_ip && rule.network->contains(*env.client_ip); break;
-            case AccessRule::Field::helo: hit = access_pattern_matches(rule.field, rule.pattern, env.helo); break;
-            case AccessRule::Field::sender: hit = access_pattern_matches(rule.field, rule.pattern, env.mail_from); break;
-            case AccessRule::Field::rcpt: hit = access_pattern_matches(rule.field, rule.pattern, ctx.current_rcpt()); break;
+            case AccessRule::Field::ip:
+                hit = env.client_ip && rule.network->contains(*env.client_ip);
+                break;
+            case AccessRule::Field::helo:
+                hit = access_pattern_matches(rule.field, rule.pattern, env.helo);
+                break;
+            case AccessRule::Field::sender:
+                hit = access_pattern_matches(rule.field, rule.pattern, env.mail_from);
+                break;
+            case AccessRule::Field::rcpt:
+                hit = access_pattern_matches(rule.field, rule.pattern, ctx.current_rcpt());
+                break;
         }
         if (!hit) continue;
         // With an action the rule decides; the symbol's score is then only informative.
@@ -130,7 +152,8 @@ void AccessListCheck::run(Context& ctx) const {
                 r.text = std::string(core::trim(r.text));
                 reply = r;
             }
-            ctx.force(*this, *rule.action, fmt::format("access rule {} {}", symbol_for(rule.field), rule.pattern),
+            ctx.force(*this, *rule.action,
+                      fmt::format("access rule {} {}", symbol_for(rule.field), rule.pattern),
                       std::move(reply));
         }
     }

@@ -13,8 +13,8 @@ namespace vigil::policy {
 struct AccessRule {
     enum class Field { ip, helo, sender, rcpt };
     Field field;
-    std::string pattern;  // as written, for symbol options and log lines
-    std::optional<core::Cidr> network;  // for ip
+    std::string pattern;                 // as written, for symbol options and log lines
+    std::optional<core::Cidr> network;   // for ip
     std::optional<core::Action> action;  // nullopt: only add `score`
     double score = 0;
     std::string reply;  // optional "550 5.7.1 text" override for reject/tempfail
@@ -26,19 +26,21 @@ struct AccessRule {
 bool access_pattern_matches(AccessRule::Field field, std::string_view pattern, std::string_view value);
 
 class AccessListCheck final : public Check {
-public:
+  public:
     explicit AccessListCheck(std::vector<AccessRule> rules) : rules_(std::move(rules)) {}
     static std::unique_ptr<Check> make(Section& options);
 
     std::string_view name() const override { return "access"; }
-    std::vector<Stage> stages() const override { return {Stage::connect, Stage::helo, Stage::mail, Stage::rcpt}; }
+    std::vector<Stage> stages() const override {
+        return {Stage::connect, Stage::helo, Stage::mail, Stage::rcpt};
+    }
     std::vector<core::SymbolDef> symbols() const override;
     // The operator's rules apply to outbound mail as well (e.g. a compromised account's sender).
     bool inbound_only() const override { return false; }
     bool may_refuse_before_data() const override;  // a rule whose action is reject or tempfail
     void run(Context& ctx) const override;
 
-private:
+  private:
     std::vector<AccessRule> rules_;
 };
 

@@ -14,11 +14,13 @@ std::string spam_status_value(const Config& config, const core::Verdict& v, bool
         tests += s.name;
     }
     return fmt::format(" {}, score={:.2f} required={:.2f} tests={}", is_spam ? "Yes" : "No", v.score,
-                       config.thresholds.add_header.value_or(v.reject_threshold), tests.empty() ? "none" : tests);
+                       config.thresholds.add_header.value_or(v.reject_threshold),
+                       tests.empty() ? "none" : tests);
 }
 
-std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Envelope& env, const core::Message& msg,
-                                           const core::Verdict& v, const std::vector<std::string>& auth_results,
+std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Envelope& env,
+                                           const core::Message& msg, const core::Verdict& v,
+                                           const std::vector<std::string>& auth_results,
                                            const std::vector<std::pair<std::string, std::string>>& prepend,
                                            std::optional<std::vector<int>> forged_in) {
     using Kind = core::HeaderEdit::Kind;
@@ -67,7 +69,8 @@ std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Env
             if (lead == std::string::npos) lead = value.size();
             // Never tag twice (a message that bounced back and forth).
             if (value.compare(lead, config.subject_tag.size(), config.subject_tag) != 0) {
-                edits.push_back({Kind::change, "Subject", " " + config.subject_tag + " " + value.substr(lead), 1});
+                edits.push_back(
+                    {Kind::change, "Subject", " " + config.subject_tag + " " + value.substr(lead), 1});
             }
         } else {
             edits.push_back({Kind::append, "Subject", " " + config.subject_tag, 0});

@@ -16,10 +16,11 @@ namespace vigil::policy {
 // added; they end up directly below our Authentication-Results. `forged`: 1-based occurrences of
 // Authentication-Results fields claiming our authserv-id, as counted while the header streamed in
 // (nullopt: find them in `msg`, which only holds the fields within the caps).
-std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Envelope& env, const core::Message& msg,
-                                           const core::Verdict& verdict, const std::vector<std::string>& auth_results,
-                                           const std::vector<std::pair<std::string, std::string>>& prepend = {},
-                                           std::optional<std::vector<int>> forged = std::nullopt);
+std::vector<core::HeaderEdit> header_edits(
+    const Config& config, const core::Envelope& env, const core::Message& msg, const core::Verdict& verdict,
+    const std::vector<std::string>& auth_results,
+    const std::vector<std::pair<std::string, std::string>>& prepend = {},
+    std::optional<std::vector<int>> forged = std::nullopt);
 
 // "Yes, score=7.20 required=6.00 tests=A,B" — SpamAssassin's shape, which mail clients and sieve
 // scripts already understand.

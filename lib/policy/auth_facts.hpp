@@ -8,9 +8,9 @@
 namespace vigil::policy {
 
 struct SpfFact {
-    std::string result;  // RFC 8601 spelling: pass fail softfail neutral none temperror permerror
-    std::string domain;  // the checked identity's domain, lowercase (the HELO name for scope "helo")
-    std::string scope;   // "mfrom" or "helo" (RFC 7489 §7.2 / Appendix C SPFDomainScope)
+    std::string result;          // RFC 8601 spelling: pass fail softfail neutral none temperror permerror
+    std::string domain;          // the checked identity's domain, lowercase (the HELO name for scope "helo")
+    std::string scope;           // "mfrom" or "helo" (RFC 7489 §7.2 / Appendix C SPFDomainScope)
     bool dnssec_secure = false;  // the SPF record answer validated as signed
 };
 
@@ -19,7 +19,7 @@ struct DkimFact {
     std::string domain;  // d=, lowercase
     std::string selector;
     std::string algorithm;
-    std::string b_prefix;  // header.b
+    std::string b_prefix;        // header.b
     bool dnssec_secure = false;  // the key record answer validated as signed
 };
 
@@ -28,8 +28,8 @@ struct AuthFacts {
     // (scope "helo"), as RFC 7489 §4.1 asks.
     std::optional<SpfFact> spf;
     std::optional<SpfFact> spf_helo;  // the separate HELO check, when enabled
-    bool dkim_evaluated = false;       // the DKIM check ran verification for this message
-    std::vector<DkimFact> dkim;        // one per DKIM-Signature, header order
+    bool dkim_evaluated = false;      // the DKIM check ran verification for this message
+    std::vector<DkimFact> dkim;       // one per DKIM-Signature, header order
 };
 
 }  // namespace vigil::policy

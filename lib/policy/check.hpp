@@ -16,7 +16,7 @@
 namespace vigil::dns {
 class Resolver;
 class CachingResolver;
-}
+}  // namespace vigil::dns
 namespace vigil::report {
 class DmarcStore;
 }
@@ -32,14 +32,14 @@ class Check;
 
 // Per-message scratch space a check may keep between its stages (e.g. a streaming hash).
 class CheckState {
-public:
+  public:
     virtual ~CheckState() = default;
 };
 
 // What a check sees while it runs: the envelope and message so far, the config, a deadline for
 // any lookup, and the means to add symbols, force an action, or add an Authentication-Results entry.
 class Context {
-public:
+  public:
     virtual ~Context() = default;
     virtual const Config& config() const = 0;
     virtual const core::Clock& clock() const = 0;
@@ -85,7 +85,7 @@ public:
 };
 
 class Check {
-public:
+  public:
     virtual ~Check() = default;
     // Also the name of its table in the config: [checks.<name>].
     virtual std::string_view name() const = 0;

@@ -29,14 +29,16 @@ std::string_view to_string(Stage s) {
 
 bool Check::may_refuse_before_data() const {
     auto st = stages();
-    return std::any_of(st.begin(), st.end(), [](Stage s) { return static_cast<int>(s) <= static_cast<int>(Stage::rcpt); });
+    return std::any_of(st.begin(), st.end(),
+                       [](Stage s) { return static_cast<int>(s) <= static_cast<int>(Stage::rcpt); });
 }
 
 bool Config::may_refuse_before_data() const {
     if (!honour_forced_actions) return false;
     for (Stage s : {Stage::connect, Stage::helo, Stage::mail, Stage::rcpt}) {
         const auto& checks = by_stage[static_cast<int>(s)];
-        if (std::any_of(checks.begin(), checks.end(), [](const Check* c) { return c->may_refuse_before_data(); })) {
+        if (std::any_of(checks.begin(), checks.end(),
+                        [](const Check* c) { return c->may_refuse_before_data(); })) {
             return true;
         }
     }
@@ -59,7 +61,8 @@ std::optional<std::string> socket_spec_error(std::string_view spec) {
     auto proto = spec.substr(0, colon);
     auto rest = spec.substr(colon + 1);
     if (proto == "unix" || proto == "local") {
-        if (rest.empty() || rest.front() != '/') return "a unix socket needs an absolute path (unix:/run/vigil/vigil.sock)";
+        if (rest.empty() || rest.front() != '/')
+            return "a unix socket needs an absolute path (unix:/run/vigil/vigil.sock)";
         return std::nullopt;
     }
     if (proto == "inet" || proto == "inet6") {
@@ -110,19 +113,22 @@ std::string local_hostname() {
 
 // "550 5.7.1 Some text": the basic code must be of the expected class (4 or 5) and the enhanced
 // code must agree with it (RFC 3463).
-core::SmtpReply read_reply(Section& s, std::string_view key, const core::SmtpReply& def, char expected_class) {
+core::SmtpReply read_reply(Section& s, std::string_view key, const core::SmtpReply& def,
+                           char expected_class) {
     auto raw = s.get_string(key, fmt::format("{} {} {}", def.code, def.xcode, def.text));
     std::istringstream in(raw);
     core::SmtpReply r;
     in >> r.code >> r.xcode;
     std::getline(in, r.text);
     if (!r.text.empty() && r.text.front() == ' ') r.text.erase(0, 1);
-    bool ok = r.code.size() == 3 && r.code[0] == expected_class && std::all_of(r.code.begin(), r.code.end(), ::isdigit) &&
-              r.xcode.size() >= 5 && r.xcode[0] == expected_class && r.xcode[1] == '.' && !r.text.empty();
+    bool ok = r.code.size() == 3 && r.code[0] == expected_class &&
+              std::all_of(r.code.begin(), r.code.end(), ::isdigit) && r.xcode.size() >= 5 &&
+              r.xcode[0] == expected_class && r.xcode[1] == '.' && !r.text.empty();
     for (char c : raw) ok = ok && c >= 0x20 && c < 0x7f && c != '%';
     if (!ok) {
-        s.error(key, fmt::format("expected \"{}xx {}.x.y text\" in printable ASCII without '%', e.g. \"{} {} {}\"",
-                                 expected_class, expected_class, def.code, def.xcode, def.text));
+        s.error(key,
+                fmt::format("expected \"{}xx {}.x.y text\" in printable ASCII without '%', e.g. \"{} {} {}\"",
+                            expected_class, expected_class, def.code, def.xcode, def.text));
         return def;
     }
     return r;
@@ -198,7 +204,8 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
         cfg->socket_group = s.get_string("socket_group", cfg->socket_group);
         cfg->allow_root = ov.allow_root.value_or(s.get_bool("allow_root", cfg->allow_root));
         cfg->pid_file = s.get_string("pid_file", cfg->pid_file);
-        if (!cfg->pid_file.empty() && cfg->pid_file.front() != '/') s.error("pid_file", "must be an absolute path");
+        if (!cfg->pid_file.empty() && cfg->pid_file.front() != '/')
+            s.error("pid_file", "must be an absolute path");
         cfg->milter_timeout_s = static_cast<int>(s.get_int("timeout", cfg->milter_timeout_s, 1, 3600));
         auto fail = s.get_choice("on_internal_error", "tempfail", {"tempfail", "reject", "accept"});
         cfg->on_internal_error = *core::parse_action(fail);
@@ -214,8 +221,9 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
         if (cfg->authserv_id.empty()) cfg->authserv_id = cfg->hostname;
         for (char c : cfg->authserv_id) {
             if (c <= 32 || c >= 127 || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\') {
-                s.error("authserv_id", "must be a host name: printable ASCII without spaces, ';', quotes or "
-                                       "parentheses");
+                s.error("authserv_id",
+                        "must be a host name: printable ASCII without spaces, ';', quotes or "
+                        "parentheses");
                 break;
             }
         }
@@ -273,16 +281,19 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
     }
     {
         auto s = top.sub("log");
-        cfg->log_format = s.get_choice("format", "text", {"text", "json"}) == "json" ? LogFormat::json : LogFormat::text;
+        cfg->log_format =
+            s.get_choice("format", "text", {"text", "json"}) == "json" ? LogFormat::json : LogFormat::text;
         cfg->log_connections = s.get_bool("connections", true);
         s.finish();
     }
     {
         auto s = top.sub("actions");
-        cfg->thresholds.reject = s.has("reject") ? s.get_optional_double("reject") : std::optional<double>(15.0);
+        cfg->thresholds.reject =
+            s.has("reject") ? s.get_optional_double("reject") : std::optional<double>(15.0);
         cfg->thresholds.tempfail = s.get_optional_double("tempfail");
         cfg->thresholds.quarantine = s.get_optional_double("quarantine");
-        cfg->thresholds.add_header = s.has("add_header") ? s.get_optional_double("add_header") : std::optional<double>(6.0);
+        cfg->thresholds.add_header =
+            s.has("add_header") ? s.get_optional_double("add_header") : std::optional<double>(6.0);
         cfg->honour_forced_actions = s.get_bool("honour_forced_actions", true);
         s.finish();
     }
@@ -294,10 +305,12 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
     }
     {
         auto s = top.sub("headers");
-        for (auto [key, field] : {std::pair{"flag", &cfg->flag_header}, std::pair{"score", &cfg->score_header},
-                                  std::pair{"status", &cfg->status_header}}) {
+        for (auto [key, field] :
+             {std::pair{"flag", &cfg->flag_header}, std::pair{"score", &cfg->score_header},
+              std::pair{"status", &cfg->status_header}}) {
             *field = s.get_string(key, *field);
-            if (!valid_header_name(*field)) s.error(key, "must be a header field name (printable ASCII, no ':')");
+            if (!valid_header_name(*field))
+                s.error(key, "must be a header field name (printable ASCII, no ':')");
         }
         cfg->subject_tag = s.get_string("subject_tag", "");
         for (char c : cfg->subject_tag) {
@@ -315,8 +328,8 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
         r.enabled = s.get_bool("enabled", r.enabled);
         r.store = s.get_string("store", r.store);
         if (r.store.empty() || r.store.front() != '/') s.error("store", "must be an absolute path");
-        r.queue_size = static_cast<std::size_t>(s.get_int("queue_size", static_cast<std::int64_t>(r.queue_size), 1,
-                                                          1'000'000));
+        r.queue_size = static_cast<std::size_t>(
+            s.get_int("queue_size", static_cast<std::int64_t>(r.queue_size), 1, 1'000'000));
         r.keep_days = static_cast<int>(s.get_int("keep_days", r.keep_days, 0, 3650));
         // Header fields and the report's XML take these: one printable line each, nothing that could
         // start a new header field or smuggle an address.
@@ -329,7 +342,9 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
                 auto u = static_cast<unsigned char>(c);
                 return u < 32 || u == 127 || (address && (c == ' ' || c == '<' || c == '>'));
             });
-            if (bad) s.error(key, address ? "must be a plain address (no spaces or <>)" : "must be one printable line");
+            if (bad)
+                s.error(key,
+                        address ? "must be a plain address (no spaces or <>)" : "must be one printable line");
             if (address && !bad && (value.find('@') == std::string::npos || value.front() == '-'))
                 s.error(key, "must be an address: local@domain");
             return value;
@@ -391,7 +406,8 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
 
 }  // namespace
 
-std::shared_ptr<const Config> load_config_string(std::string_view text, const std::string& name, const Overrides& ov) {
+std::shared_ptr<const Config> load_config_string(std::string_view text, const std::string& name,
+                                                 const Overrides& ov) {
     toml::table root;
     try {
         root = toml::parse(text, name);

@@ -34,7 +34,7 @@ struct Config {
     std::string socket = "inet:8891@127.0.0.1";
     unsigned socket_mode = 0660;
     std::string user = "vigil";
-    std::string group;  // empty: the user's primary group
+    std::string group;         // empty: the user's primary group
     std::string socket_group;  // a unix socket's group; empty: `group`
     bool allow_root = false;
     std::string pid_file;

@@ -10,14 +10,16 @@ namespace vigil::policy {
 
 void ConfigErrors::add(const toml::node* where, const std::string& message) {
     if (where != nullptr && where->source().begin) {
-        errors_.push_back(
-            fmt::format("{}:{}:{}: {}", file_, where->source().begin.line, where->source().begin.column, message));
+        errors_.push_back(fmt::format("{}:{}:{}: {}", file_, where->source().begin.line,
+                                      where->source().begin.column, message));
     } else {
         errors_.push_back(fmt::format("{}: {}", file_, message));
     }
 }
 
-void ConfigErrors::add_plain(const std::string& message) { errors_.push_back(fmt::format("{}: {}", file_, message)); }
+void ConfigErrors::add_plain(const std::string& message) {
+    errors_.push_back(fmt::format("{}: {}", file_, message));
+}
 
 void ConfigErrors::raise() const {
     std::string all;
@@ -32,14 +34,19 @@ Section::Section(const toml::table* table, std::string path, ConfigErrors& error
     : table_(table), path_(std::move(path)), errors_(&errors) {}
 
 Section::Section(Section&& o) noexcept
-    : table_(o.table_), path_(std::move(o.path_)), errors_(o.errors_), used_(std::move(o.used_)),
+    : table_(o.table_),
+      path_(std::move(o.path_)),
+      errors_(o.errors_),
+      used_(std::move(o.used_)),
       finished_(o.finished_) {
     o.finished_ = true;  // the moved-from section must not report anything
 }
 
 Section::~Section() = default;
 
-bool Section::has(std::string_view key) const { return table_ != nullptr && table_->contains(key); }
+bool Section::has(std::string_view key) const {
+    return table_ != nullptr && table_->contains(key);
+}
 
 const toml::node* Section::node(std::string_view key) {
     used_.emplace(key);
@@ -47,7 +54,9 @@ const toml::node* Section::node(std::string_view key) {
     return table_->get(key);
 }
 
-void Section::mark_used(std::string_view key) { used_.emplace(key); }
+void Section::mark_used(std::string_view key) {
+    used_.emplace(key);
+}
 
 std::vector<std::string> Section::keys() const {
     std::vector<std::string> out;
@@ -93,7 +102,9 @@ std::optional<double> Section::get_optional_double(std::string_view key) {
     return std::nullopt;
 }
 
-double Section::get_double(std::string_view key, double def) { return get_optional_double(key).value_or(def); }
+double Section::get_double(std::string_view key, double def) {
+    return get_optional_double(key).value_or(def);
+}
 
 std::int64_t Section::get_int(std::string_view key, std::int64_t def, std::int64_t min, std::int64_t max) {
     const auto* n = node(key);
@@ -155,7 +166,8 @@ std::vector<core::Cidr> Section::get_cidrs(std::string_view key, const std::vect
     return out;
 }
 
-std::string Section::get_choice(std::string_view key, std::string def, const std::vector<std::string>& allowed) {
+std::string Section::get_choice(std::string_view key, std::string def,
+                                const std::vector<std::string>& allowed) {
     auto v = get_string(key, def);
     for (const auto& a : allowed) {
         if (a == v) return v;
@@ -168,12 +180,14 @@ std::string Section::get_choice(std::string_view key, std::string def, const std
 
 Section Section::sub(std::string_view key) {
     const auto* n = node(key);
-    if (n == nullptr) return Section(nullptr, path_.empty() ? std::string(key) : path_ + "." + std::string(key), *errors_);
+    if (n == nullptr)
+        return Section(nullptr, path_.empty() ? std::string(key) : path_ + "." + std::string(key), *errors_);
     if (!n->is_table()) {
         error(key, "must be a table");
         return Section(nullptr, path_ + "." + std::string(key), *errors_);
     }
-    return Section(n->as_table(), path_.empty() ? std::string(key) : path_ + "." + std::string(key), *errors_);
+    return Section(n->as_table(), path_.empty() ? std::string(key) : path_ + "." + std::string(key),
+                   *errors_);
 }
 
 std::vector<Section> Section::sub_array(std::string_view key) {

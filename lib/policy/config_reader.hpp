@@ -25,13 +25,13 @@ class Cidr;
 namespace vigil::policy {
 
 class ConfigError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 // Collected errors of one load; thrown together so the operator sees every mistake at once.
 class ConfigErrors {
-public:
+  public:
     explicit ConfigErrors(std::string file) : file_(std::move(file)) {}
     void add(const toml::node* where, const std::string& message);
     void add_plain(const std::string& message);
@@ -42,13 +42,13 @@ public:
         if (!empty()) raise();
     }
 
-private:
+  private:
     std::string file_;
     std::vector<std::string> errors_;
 };
 
 class Section {
-public:
+  public:
     // `table` may be null: the section is absent and every getter returns its default.
     Section(const toml::table* table, std::string path, ConfigErrors& errors);
     ~Section();
@@ -70,9 +70,9 @@ public:
     // One of `allowed`; anything else is an error naming the allowed values.
     std::string get_choice(std::string_view key, std::string def, const std::vector<std::string>& allowed);
 
-    Section sub(std::string_view key);            // [path.key]; absent -> empty section
+    Section sub(std::string_view key);                     // [path.key]; absent -> empty section
     std::vector<Section> sub_array(std::string_view key);  // [[path.key]]
-    std::vector<std::string> keys() const;        // keys present in the table
+    std::vector<std::string> keys() const;                 // keys present in the table
     void mark_used(std::string_view key);
 
     void error(std::string_view key, const std::string& message);
@@ -82,7 +82,7 @@ public:
     // Reports keys present in the table that no getter asked for.
     void finish();
 
-private:
+  private:
     const toml::node* node(std::string_view key);
     const toml::table* table_;
     std::string path_;

@@ -8,7 +8,8 @@
 
 namespace vigil::policy {
 
-Runtime::Runtime(const Config& config, const core::Clock& clock) : clock_(&clock), dns_server_(config.dns_server) {
+Runtime::Runtime(const Config& config, const core::Clock& clock)
+    : clock_(&clock), dns_server_(config.dns_server) {
     dns::UnboundOptions opts;
     if (!config.dns_server.empty()) {
         opts.mode = dns::UnboundOptions::Mode::single_server;
@@ -16,14 +17,16 @@ Runtime::Runtime(const Config& config, const core::Clock& clock) : clock_(&clock
         opts.dnssec = false;
     }
     // A lookup never needs to outlive the stage that asked for it by much.
-    opts.query_timeout = std::min<std::chrono::milliseconds>(config.stage_budget + std::chrono::milliseconds(1000),
-                                                             dns::limits::max_query_timeout);
+    opts.query_timeout = std::min<std::chrono::milliseconds>(
+        config.stage_budget + std::chrono::milliseconds(1000), dns::limits::max_query_timeout);
     auto upstream = std::make_shared<dns::UnboundResolver>(opts);
     cache_ = std::make_shared<dns::CachingResolver>(std::move(upstream), clock);
 }
 
 Runtime::~Runtime() = default;
 
-Services Runtime::services() const { return Services{clock_, cache_.get(), cache_.get(), dmarc_store_.get()}; }
+Services Runtime::services() const {
+    return Services{clock_, cache_.get(), cache_.get(), dmarc_store_.get()};
+}
 
 }  // namespace vigil::policy

@@ -14,7 +14,7 @@ class CachingResolver;
 namespace vigil::policy {
 
 class Runtime {
-public:
+  public:
     // Uses config.dns_server when set (one server, no validation), else full recursion with DNSSEC
     // validation. Throws std::runtime_error when the resolver cannot be set up.
     explicit Runtime(const Config& config, const core::Clock& clock = core::SystemClock::instance());
@@ -27,7 +27,7 @@ public:
     // The DMARC aggregate-report store handed to checks; null (the default) keeps reporting off.
     void set_dmarc_store(std::shared_ptr<report::DmarcStore> store) { dmarc_store_ = std::move(store); }
 
-private:
+  private:
     const core::Clock* clock_;
     std::shared_ptr<dns::CachingResolver> cache_;
     std::string dns_server_;

@@ -17,7 +17,7 @@ namespace {
 
 // Stands in when no resolver was given (unit tests of non-DNS checks): every lookup fails cleanly.
 class NoResolver final : public dns::Resolver {
-public:
+  public:
     dns::Pending lookup(std::string_view, dns::RrType) override {
         return dns::Pending::of(dns::Answer::failure(dns::Status::servfail, "no resolver configured"));
     }
@@ -31,9 +31,12 @@ dns::Resolver& no_resolver() {
 }  // namespace
 
 class Session::Ctx final : public Context {
-public:
+  public:
     Ctx(Session& s, Stage stage, Results& into, std::string_view rcpt)
-        : s_(s), stage_(stage), into_(into), rcpt_(rcpt),
+        : s_(s),
+          stage_(stage),
+          into_(into),
+          rcpt_(rcpt),
           deadline_(s.services_.clock->monotonic() + s.config_->stage_budget) {}
 
     const Config& config() const override { return *s_.config_; }
@@ -49,13 +52,15 @@ public:
 
     void add_symbol(const Check& by, std::string_view symbol, double multiplier,
                     std::vector<std::string> options) override {
-        into_.hits.push_back({core::SymbolHit{std::string(symbol), multiplier, std::move(options), std::string(by.name())},
-                              by.inbound_only(), stage_});
+        into_.hits.push_back(
+            {core::SymbolHit{std::string(symbol), multiplier, std::move(options), std::string(by.name())},
+             by.inbound_only(), stage_});
     }
     void force(const Check& by, core::Action action, std::string reason,
                std::optional<core::SmtpReply> reply) override {
-        into_.forced.push_back({core::ForcedAction{action, std::move(reason), std::string(by.name()), std::move(reply)},
-                                by.inbound_only(), stage_});
+        into_.forced.push_back(
+            {core::ForcedAction{action, std::move(reason), std::string(by.name()), std::move(reply)},
+             by.inbound_only(), stage_});
     }
     void add_auth_result(std::string resinfo) override { into_.auth_results.push_back(std::move(resinfo)); }
     dns::CachingResolver* cache() const override { return s_.services_.cache; }
@@ -73,9 +78,11 @@ public:
         auto it = s_.states_.find(&by);
         return it == s_.states_.end() ? nullptr : it->second.get();
     }
-    void set_state(const Check& by, std::unique_ptr<CheckState> st) override { s_.states_[&by] = std::move(st); }
+    void set_state(const Check& by, std::unique_ptr<CheckState> st) override {
+        s_.states_[&by] = std::move(st);
+    }
 
-private:
+  private:
     Session& s_;
     Stage stage_;
     Results& into_;
@@ -88,7 +95,8 @@ Session::Session(std::shared_ptr<const Config> config, Services services)
 
 long Session::elapsed_ms() const {
     return static_cast<long>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(services_.clock->monotonic() - started_).count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(services_.clock->monotonic() - started_)
+            .count());
 }
 
 bool Session::skip(const Check& c) const {
@@ -115,12 +123,15 @@ StageResult Session::early_decision(const Results& r, std::size_t forced_from) c
     for (std::size_t i = forced_from; i < r.forced.size(); ++i) {
         const auto& f = r.forced[i].action;
         if (f.action != core::Action::reject && f.action != core::Action::tempfail) continue;
-        if (direction_known_ && env_.direction == core::Direction::outbound && r.forced[i].inbound_only) continue;
-        auto kind = f.action == core::Action::reject ? StageResult::Kind::reject : StageResult::Kind::tempfail;
+        if (direction_known_ && env_.direction == core::Direction::outbound && r.forced[i].inbound_only)
+            continue;
+        auto kind =
+            f.action == core::Action::reject ? StageResult::Kind::reject : StageResult::Kind::tempfail;
         if (out.kind == StageResult::Kind::reject) continue;  // reject wins over tempfail
         out.kind = kind;
         out.decided_at = r.forced[i].stage;
-        out.reply = f.reply.value_or(kind == StageResult::Kind::reject ? config_->reject_reply : config_->tempfail_reply);
+        out.reply = f.reply.value_or(kind == StageResult::Kind::reject ? config_->reject_reply
+                                                                       : config_->tempfail_reply);
         out.reason = f.reason;
     }
     return out;
@@ -134,9 +145,9 @@ StageResult Session::connect(std::optional<core::IpAddress> ip, std::string_view
     env_.client_ip = ip ? std::optional(ip->unmapped()) : std::nullopt;
     env_.client_name = std::string(client_name.substr(0, core::limits::max_envelope_string));
     env_.daemon_name = std::string(daemon_name.substr(0, core::limits::max_envelope_string));
-    env_.trusted_network = local ||
-                           (env_.client_ip &&
-                           std::any_of(config_->trusted_networks.begin(), config_->trusted_networks.end(),
+    env_.trusted_network =
+        local ||
+        (env_.client_ip && std::any_of(config_->trusted_networks.begin(), config_->trusted_networks.end(),
                                        [&](const core::Cidr& c) { return c.contains(*env_.client_ip); }));
     auto before = connection_.forced.size();
     run_stage(Stage::connect, connection_);
@@ -280,7 +291,8 @@ core::Verdict decide(const Config& config, const std::vector<core::SymbolHit>& h
     // One entry per symbol: the strongest hit wins, options of all hits are kept (bounded).
     for (const auto& h : hits) {
         double score = config.weight(h.name) * h.multiplier;
-        auto it = std::find_if(v.symbols.begin(), v.symbols.end(), [&](const core::ScoredSymbol& s) { return s.name == h.name; });
+        auto it = std::find_if(v.symbols.begin(), v.symbols.end(),
+                               [&](const core::ScoredSymbol& s) { return s.name == h.name; });
         if (it == v.symbols.end()) {
             v.symbols.push_back({h.name, score, h.options});
             continue;
@@ -293,7 +305,8 @@ core::Verdict decide(const Config& config, const std::vector<core::SymbolHit>& h
     for (const auto& s : v.symbols) v.score += s.score;
     v.score = std::round(v.score * 100.0) / 100.0;  // the log and the headers show two decimals
     std::sort(v.symbols.begin(), v.symbols.end(), [](const auto& a, const auto& b) {
-        return std::fabs(a.score) != std::fabs(b.score) ? std::fabs(a.score) > std::fabs(b.score) : a.name < b.name;
+        return std::fabs(a.score) != std::fabs(b.score) ? std::fabs(a.score) > std::fabs(b.score)
+                                                        : a.name < b.name;
     });
     const auto& t = config.thresholds;
     v.reject_threshold = t.reject.value_or(0.0);

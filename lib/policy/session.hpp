@@ -31,14 +31,14 @@ struct StageResult {
 
 struct Services {
     const core::Clock* clock = &core::SystemClock::instance();
-    dns::Resolver* resolver = nullptr;     // null: every lookup fails as servfail ("no resolver")
-    dns::CachingResolver* cache = nullptr;  // for parsed objects; usually the same object as resolver
+    dns::Resolver* resolver = nullptr;          // null: every lookup fails as servfail ("no resolver")
+    dns::CachingResolver* cache = nullptr;      // for parsed objects; usually the same object as resolver
     report::DmarcStore* dmarc_store = nullptr;  // null: DMARC aggregate reporting is off
     bool keep_reports = true;  // false: Context::wants_reports() says so, verdict.reports stays empty
 };
 
 class Session {
-public:
+  public:
     Session(std::shared_ptr<const Config> config, Services services);
 
     const Config& config() const { return *config_; }
@@ -68,7 +68,7 @@ public:
     // Milliseconds since the message (or, before MAIL, the connection) started.
     long elapsed_ms() const;
 
-private:
+  private:
     class Ctx;
     friend class Ctx;
     struct Hit {

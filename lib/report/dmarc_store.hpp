@@ -24,8 +24,8 @@ struct DmarcSpfRow {
 // One evaluated message: the fields of an Appendix C <record> plus the published policy it was
 // evaluated against (<policy_published>). Strings are lowercase where the RFC's types are tokens.
 struct DmarcEvaluation {
-    std::int64_t time = 0;          // seconds since the epoch, when evaluated
-    std::string policy_domain;      // the domain whose _dmarc record applied (From domain or org domain)
+    std::int64_t time = 0;      // seconds since the epoch, when evaluated
+    std::string policy_domain;  // the domain whose _dmarc record applied (From domain or org domain)
     // <policy_published>
     std::string adkim = "r", aspf = "r";  // "r" or "s"
     std::string p, sp, np;                // none quarantine reject ("" = not published)
@@ -33,12 +33,12 @@ struct DmarcEvaluation {
     std::string fo = "0";
     std::vector<std::string> rua;  // the record's rua= URIs, as published
     // <row>
-    std::string source_ip;                 // textual IPv4 or IPv6
-    std::string disposition;               // none quarantine reject: what we did
-    std::string dkim_aligned;              // policy_evaluated/dkim: "pass" or "fail"
-    std::string spf_aligned;               // policy_evaluated/spf: "pass" or "fail"
-    std::vector<std::string> reasons;      // PolicyOverrideType: forwarded sampled_out trusted_forwarder
-                                           // mailing_list local_policy other
+    std::string source_ip;             // textual IPv4 or IPv6
+    std::string disposition;           // none quarantine reject: what we did
+    std::string dkim_aligned;          // policy_evaluated/dkim: "pass" or "fail"
+    std::string spf_aligned;           // policy_evaluated/spf: "pass" or "fail"
+    std::vector<std::string> reasons;  // PolicyOverrideType: forwarded sampled_out trusted_forwarder
+                                       // mailing_list local_policy other
     std::string reason_comment;
     // <identifiers>
     std::string header_from;    // From domain
@@ -50,7 +50,7 @@ struct DmarcEvaluation {
 };
 
 class DmarcStore {
-public:
+  public:
     virtual ~DmarcStore() = default;
     // Called on the mail path: keep it cheap (queue and write elsewhere). Never throws.
     virtual void record(const DmarcEvaluation& evaluation) noexcept = 0;

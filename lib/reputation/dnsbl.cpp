@@ -491,7 +491,8 @@ bool DnsblCheck::any_reject_at_rcpt() const {
 }
 
 bool DnsblCheck::may_refuse_before_data() const {
-    return std::any_of(lists_.begin(), lists_.end(), [](const DnsblList& l) { return !l.reject_codes.empty(); });
+    return std::any_of(lists_.begin(), lists_.end(),
+                       [](const DnsblList& l) { return !l.reject_codes.empty(); });
 }
 
 std::vector<policy::Stage> DnsblCheck::stages() const {

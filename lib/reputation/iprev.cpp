@@ -42,7 +42,7 @@ bool contains_bounded(std::string_view hay, std::string_view needle, bool (*insi
 
 // A pattern of at most 40 characters, built without allocating: embeds_ipv4 runs on every connection.
 class Pattern {
-public:
+  public:
     Pattern& num(unsigned v, int width = 0, int base = 10) {
         char digits[16];
         auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v, base);
@@ -56,7 +56,7 @@ public:
     }
     std::string_view view() const { return {buf_.data(), n_}; }
 
-private:
+  private:
     std::array<char, 48> buf_{};
     std::size_t n_ = 0;
 };
@@ -159,7 +159,8 @@ void IprevCheck::start(policy::Context& ctx) const {
                              ip, ctx.resolver().lookup(dns::reverse_name(ip), dns::RrType::ptr)));
 }
 
-IprevEvaluation evaluate_iprev(dns::Resolver& resolver, const core::IpAddress& ip, const dns::Pending& ptr_lookup,
+IprevEvaluation evaluate_iprev(dns::Resolver& resolver, const core::IpAddress& ip,
+                               const dns::Pending& ptr_lookup,
                                std::chrono::steady_clock::time_point deadline) {
     IprevEvaluation ev;
     auto result = [&](std::string_view res, std::string_view symbol, std::vector<std::string> options) {
@@ -274,14 +275,17 @@ void IprevCheck::run(policy::Context& ctx) const {
     const auto ip = st->ip;
     const auto ip_text = ip.to_string();
     auto ev = evaluate_iprev(ctx.resolver(), ip, st->ptr, ctx.deadline());
-    const std::string judged = ev.confirmed ? *ev.confirmed : ev.names.empty() ? std::string() : ev.names.front();
+    const std::string judged = ev.confirmed       ? *ev.confirmed
+                               : ev.names.empty() ? std::string()
+                                                  : ev.names.front();
     if (ev.generic) ctx.add_symbol(*this, "IPREV_GENERIC", 1.0, {reported(judged)});
     ctx.add_symbol(*this, ev.symbol, 1.0, ev.options);
     ctx.add_auth_result(fmt::format("iprev={} policy.iprev={}", ev.result, ip_text));
     // What `vigil check --json` shows under "iprev".
     if (!ctx.wants_reports()) return;
     std::string list;
-    for (const auto& n : ev.names) list += fmt::format("{}\"{}\"", list.empty() ? "" : ",", core::json_escape(n));
+    for (const auto& n : ev.names)
+        list += fmt::format("{}\"{}\"", list.empty() ? "" : ",", core::json_escape(n));
     ctx.add_report("iprev",
                    fmt::format("{{\"result\":\"{}\",\"ip\":\"{}\",\"ptr_status\":\"{}\",\"ptr\":[{}],"
                                "\"confirmed\":{},\"generic\":{},\"symbol\":\"{}\"}}",

@@ -116,8 +116,10 @@ int main(int argc, char** argv) {
             passed += rs.at(0).result == Result::pass;
         }
         double us = (cpu_seconds() - t0) / iterations * 1e6;
-        std::printf("%-8s verify 4 KiB message, cached key: %7.1f us CPU/message (%d/%d pass); key record parse: %7.1f us\n",
-                    t == KeyType::rsa ? "RSA-2048" : "Ed25519", us, passed, iterations, parse_us);
+        std::printf(
+            "%-8s verify 4 KiB message, cached key: %7.1f us CPU/message (%d/%d pass); key record parse: "
+            "%7.1f us\n",
+            t == KeyType::rsa ? "RSA-2048" : "Ed25519", us, passed, iterations, parse_us);
         if (iterations >= 2 * batch) {
             std::printf("%-8s   fastest batch of %d verifications: %7.1f us CPU/message\n", "", batch,
                         best_batch / batch * 1e6);
@@ -135,7 +137,8 @@ int main(int argc, char** argv) {
         double body_us = (cpu_seconds() - t0) / iterations * 1e6;
         auto hash = digest(HashAlg::sha256, "header data stands in here");
         auto raw_sig = sign_hash(b.key->key.get(), t, HashAlg::sha256, hash).value();
-        auto prepared = t == KeyType::rsa ? prepare_rsa_verify(b.key->key.get(), HashAlg::sha256) : PkeyCtxPtr{};
+        auto prepared =
+            t == KeyType::rsa ? prepare_rsa_verify(b.key->key.get(), HashAlg::sha256) : PkeyCtxPtr{};
         int ok = 0;
         t0 = cpu_seconds();
         for (int i = 0; i < iterations; ++i) {
@@ -143,9 +146,10 @@ int main(int argc, char** argv) {
                                     : verify_hash(b.key->key.get(), t, HashAlg::sha256, hash, raw_sig);
         }
         double crypto_us = (cpu_seconds() - t0) / iterations * 1e6;
-        std::printf("%-8s   of which: body canonicalise+hash %5.1f us, signature check alone %5.1f us (%d/%d), "
-                    "the rest (parse, headers, key cache) %5.1f us\n",
-                    "", body_us, crypto_us, ok, iterations, us - body_us - crypto_us);
+        std::printf(
+            "%-8s   of which: body canonicalise+hash %5.1f us, signature check alone %5.1f us (%d/%d), "
+            "the rest (parse, headers, key cache) %5.1f us\n",
+            "", body_us, crypto_us, ok, iterations, us - body_us - crypto_us);
     }
     std::printf("cache: %llu parsed-key hits, %llu misses, upstream queries %zu\n",
                 static_cast<unsigned long long>(cache.stats().parsed_hits),
@@ -154,7 +158,8 @@ int main(int argc, char** argv) {
     if (argc > 2 && std::string(argv[2]) == "verify-only") return 0;
     // Body hashing throughput, 64 KiB chunks as the milter hands them.
     std::string chunk;
-    while (chunk.size() < 65535) chunk += "Lorem ipsum dolor sit amet,  consectetur \tadipiscing elit. 0123456789\r\n";
+    while (chunk.size() < 65535)
+        chunk += "Lorem ipsum dolor sit amet,  consectetur \tadipiscing elit. 0123456789\r\n";
     chunk.resize(65535);
     const std::size_t total = 256u << 20;
     for (auto c : {Canon::simple, Canon::relaxed}) {
@@ -164,7 +169,8 @@ int main(int argc, char** argv) {
         for (std::size_t done = 0; done < total; done += chunk.size()) h.feed(chunk);
         h.finish();
         double s = cpu_seconds() - t0;
-        std::printf("body hash c=%-7s sha256: %7.0f MB/s\n", std::string(to_string(c)).c_str(), total / s / 1e6);
+        std::printf("body hash c=%-7s sha256: %7.0f MB/s\n", std::string(to_string(c)).c_str(),
+                    total / s / 1e6);
     }
     return 0;
 }

@@ -7,7 +7,7 @@
 namespace vigil::test {
 
 class FakeClock final : public core::Clock {
-public:
+  public:
     std::chrono::system_clock::time_point now() const override { return wall_; }
     std::chrono::steady_clock::time_point monotonic() const override { return mono_; }
     void advance(std::chrono::milliseconds d) {
@@ -15,7 +15,7 @@ public:
         mono_ += d;
     }
 
-private:
+  private:
     std::chrono::system_clock::time_point wall_{std::chrono::seconds(1'700'000'000)};
     std::chrono::steady_clock::time_point mono_{std::chrono::seconds(1000)};
 };

@@ -6,14 +6,14 @@
 namespace vigil::test {
 
 class Lcg {
-public:
+  public:
     explicit Lcg(std::uint32_t seed) : seed_(seed) {}
     std::uint32_t operator()() {
         seed_ = seed_ * 1103515245u + 12345u;
         return (seed_ >> 16) & 0x7fff;
     }
 
-private:
+  private:
     std::uint32_t seed_;
 };
 

@@ -18,13 +18,13 @@ namespace dk = vigil::auth::dkim;
 namespace {
 
 constexpr const char* kWords[] = {
-    "the",      "quarterly", "report",   "shows",   "that",     "delivery", "latency",  "stayed",  "within",
-    "budget",   "while",     "message",  "volume",  "grew",     "by",       "twelve",   "percent", "across",
-    "all",      "regions",   "please",   "review",  "attached", "figures",  "before",   "friday",  "and",
-    "send",     "comments",  "to",       "team",    "lead",     "meeting",  "notes",    "follow",  "below",
-    "we",       "agreed",    "on",       "three",   "actions",  "first",    "migrate",  "relay",   "hosts",
-    "second",   "rotate",    "keys",     "third",   "publish",  "policy",   "records",  "thanks",  "regards",
-    "schedule", "invoice",   "customer", "account", "update",   "network",  "server",   "archive", "monday",
+    "the",      "quarterly", "report",   "shows",   "that",     "delivery", "latency", "stayed",  "within",
+    "budget",   "while",     "message",  "volume",  "grew",     "by",       "twelve",  "percent", "across",
+    "all",      "regions",   "please",   "review",  "attached", "figures",  "before",  "friday",  "and",
+    "send",     "comments",  "to",       "team",    "lead",     "meeting",  "notes",   "follow",  "below",
+    "we",       "agreed",    "on",       "three",   "actions",  "first",    "migrate", "relay",   "hosts",
+    "second",   "rotate",    "keys",     "third",   "publish",  "policy",   "records", "thanks",  "regards",
+    "schedule", "invoice",   "customer", "account", "update",   "network",  "server",  "archive", "monday",
 };
 
 // Deterministic text of about `bytes` bytes in CRLF lines of at most 76 characters.
@@ -49,8 +49,8 @@ std::string make_body(std::mt19937_64& rng, std::size_t bytes) {
     return body;
 }
 
-std::shared_ptr<const dk::SigningKey> make_key(dk::KeyType type, const std::string& domain, const std::string& selector,
-                                               const std::string& pem) {
+std::shared_ptr<const dk::SigningKey> make_key(dk::KeyType type, const std::string& domain,
+                                               const std::string& selector, const std::string& pem) {
     auto parsed = dk::parse_private_key(pem);
     if (!parsed.key) throw std::runtime_error("corpus: cannot parse generated key: " + parsed.error);
     auto k = std::make_shared<dk::SigningKey>();
@@ -82,10 +82,14 @@ std::vector<HeaderField> milter_view(const std::vector<core::HeaderField>& field
 
 std::string_view to_string(Kind k) {
     switch (k) {
-        case Kind::plain: return "unsigned";
-        case Kind::rsa: return "rsa";
-        case Kind::ed25519: return "ed25519";
-        case Kind::dual: return "dual";
+        case Kind::plain:
+            return "unsigned";
+        case Kind::rsa:
+            return "rsa";
+        case Kind::ed25519:
+            return "ed25519";
+        case Kind::dual:
+            return "dual";
     }
     return "?";
 }
@@ -132,7 +136,8 @@ Corpus::Corpus(const CorpusSpec& spec) {
     // Keys are random on purpose (real keys, made fresh each run); the text is what the seed fixes.
     auto rsa = dk::generate_key(dk::KeyType::rsa, 2048);
     auto ed = dk::generate_key(dk::KeyType::ed25519, 0);
-    if (!rsa.error.empty() || !ed.error.empty()) throw std::runtime_error("corpus: key generation: " + rsa.error + ed.error);
+    if (!rsa.error.empty() || !ed.error.empty())
+        throw std::runtime_error("corpus: key generation: " + rsa.error + ed.error);
     rsa_public_ = rsa.public_b64;
     ed_public_ = ed.public_b64;
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
@@ -159,7 +164,8 @@ Corpus::Corpus(const CorpusSpec& spec) {
 
             for (Kind kind : spec.kinds) {
                 std::vector<std::shared_ptr<const dk::SigningKey>> keys;
-                if (kind == Kind::rsa || kind == Kind::dual) keys.push_back(make_key(dk::KeyType::rsa, domain, "rsa", rsa.private_pem));
+                if (kind == Kind::rsa || kind == Kind::dual)
+                    keys.push_back(make_key(dk::KeyType::rsa, domain, "rsa", rsa.private_pem));
                 if (kind == Kind::ed25519 || kind == Kind::dual)
                     keys.push_back(make_key(dk::KeyType::ed25519, domain, "ed", ed.private_pem));
                 std::string raw = unsigned_raw;
@@ -194,7 +200,9 @@ Corpus::Corpus(const CorpusSpec& spec) {
 
 const std::vector<Message>& Corpus::cell(std::size_t size, Kind kind) const {
     auto it = cells_.find({size, kind});
-    if (it == cells_.end()) throw std::runtime_error(fmt::format("corpus has no {} {} messages", size_label(size), to_string(kind)));
+    if (it == cells_.end())
+        throw std::runtime_error(
+            fmt::format("corpus has no {} {} messages", size_label(size), to_string(kind)));
     return it->second;
 }
 

@@ -50,7 +50,7 @@ struct CorpusSpec {
 };
 
 class Corpus {
-public:
+  public:
     // Generates the keys (RSA-2048 and Ed25519, fresh each run) and every message. Throws on failure.
     explicit Corpus(const CorpusSpec& spec);
 
@@ -70,7 +70,7 @@ public:
     static constexpr const char* kAllowList = "wl.bench.example";
     static constexpr const char* kOurHost = "mx.bench.example";
 
-private:
+  private:
     std::vector<std::string> domains_;
     std::vector<Client> clients_;
     std::string rsa_public_, ed_public_;

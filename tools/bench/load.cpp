@@ -71,7 +71,7 @@ std::string_view domain_of(std::string_view addr) {
 }
 
 class Engine {
-public:
+  public:
     explicit Engine(const LoadSpec& spec) : spec_(spec) {
         res_.mods.resize(spec.capture ? spec.corpus.size() : 0);
         res_.answered.resize(spec.capture ? spec.corpus.size() : 0);
@@ -130,13 +130,15 @@ public:
                 Conn& c = conns_[slot];
                 if (c.gen != gen || c.fd < 0) continue;
                 if (events[i].events & EPOLLOUT) on_writable(c);
-                if (c.gen == gen && c.fd >= 0 && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) on_readable(c);
+                if (c.gen == gen && c.fd >= 0 && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                    on_readable(c);
             }
             now = now_ns();
             if (now - last_sweep > 20'000'000) {
                 last_sweep = now;
                 for (auto& c : conns_) {
-                    if (c.fd >= 0 && (c.awaiting != 0 || c.connecting) && c.deadline > 0 && now > c.deadline) {
+                    if (c.fd >= 0 && (c.awaiting != 0 || c.connecting) && c.deadline > 0 &&
+                        now > c.deadline) {
                         fail(c, fmt::format("no reply within {} s ({})", spec_.reply_timeout_s,
                                             c.connecting ? "connect" : std::string(1, c.awaiting)));
                     }
@@ -163,7 +165,7 @@ public:
         return std::move(res_);
     }
 
-private:
+  private:
     // -- scheduling -------------------------------------------------------------------------------
 
     void open_window(std::int64_t now) {
@@ -380,7 +382,9 @@ private:
         c.out_off = c.flush_mark = 0;
     }
 
-    void retry(Conn& c, std::int64_t after_ns = 10'000'000) { retries_.push_back({now_ns() + after_ns, c.slot}); }
+    void retry(Conn& c, std::int64_t after_ns = 10'000'000) {
+        retries_.push_back({now_ns() + after_ns, c.slot});
+    }
 
     void run_retries(std::int64_t now) {
         for (std::size_t i = 0; i < retries_.size();) {
@@ -488,7 +492,8 @@ private:
         }
         write_some(c);
         // Body chunks were held back while the socket was full.
-        if (c.fd >= 0 && c.awaiting == 0 && c.busy && c.step == Step::body && c.out.size() - c.out_off < kMaxPending)
+        if (c.fd >= 0 && c.awaiting == 0 && c.busy && c.step == Step::body &&
+            c.out.size() - c.out_off < kMaxPending)
             advance(c);
     }
 
@@ -507,7 +512,8 @@ private:
             if (n < 0 && errno == EAGAIN) break;
             // EOF or error.
             if (c.busy || c.awaiting != 0) {
-                fail(c, n == 0 ? "the filter closed the connection" : fmt::format("read: {}", std::strerror(errno)));
+                fail(c, n == 0 ? "the filter closed the connection"
+                               : fmt::format("read: {}", std::strerror(errno)));
             } else {
                 close_conn(c);  // an idle session the filter dropped: open a fresh one later
                 if (spec_.persistent && !stop_new_) retry(c, 0);
@@ -532,7 +538,9 @@ private:
     }
 
     void on_packet(Conn& c, char code, std::string_view data) {
-        if (trace_) std::fprintf(stderr, "[%d] < '%c' %zu bytes (awaiting '%c')\n", c.slot, code, data.size(), c.awaiting ? c.awaiting : '-');
+        if (trace_)
+            std::fprintf(stderr, "[%d] < '%c' %zu bytes (awaiting '%c')\n", c.slot, code, data.size(),
+                         c.awaiting ? c.awaiting : '-');
         if (c.awaiting == 0) {
             fail(c, fmt::format("unexpected reply '{}' with no command outstanding", code));
             return;
@@ -595,14 +603,22 @@ private:
     static std::string verdict(char code, std::string_view data) {
         switch (code) {
             case reply::accept:
-            case reply::cont: return "accept";
-            case reply::reject: return "reject";
-            case reply::tempfail: return "tempfail";
-            case reply::discard: return "discard";
-            case reply::replycode: return !data.empty() && data[0] == '4' ? "tempfail" : "reject";
-            case reply::shutdown: return "shutdown";
-            case reply::conn_fail: return "conn_fail";
-            default: return std::string(1, code);
+            case reply::cont:
+                return "accept";
+            case reply::reject:
+                return "reject";
+            case reply::tempfail:
+                return "tempfail";
+            case reply::discard:
+                return "discard";
+            case reply::replycode:
+                return !data.empty() && data[0] == '4' ? "tempfail" : "reject";
+            case reply::shutdown:
+                return "shutdown";
+            case reply::conn_fail:
+                return "conn_fail";
+            default:
+                return std::string(1, code);
         }
     }
 
@@ -716,7 +732,8 @@ private:
     }
 
     // Sends one event the Postfix way; true when we now wait for its reply.
-    bool event(Conn& c, char command, std::string_view payload, std::uint32_t skip_flag, std::uint32_t nr_flag) {
+    bool event(Conn& c, char command, std::string_view payload, std::uint32_t skip_flag,
+               std::uint32_t nr_flag) {
         bool skipped = skip_flag != 0 && c.neg.has(skip_flag);
         bool macros_anyway = command == cmd::connect || command == cmd::helo || command == cmd::mail ||
                              command == cmd::rcpt || command == cmd::data || command == cmd::unknown;
@@ -805,7 +822,8 @@ private:
                     }
                     const auto& h = c.msg->headers[c.hdr_i++];
                     std::string_view value = h.value;
-                    if (!c.neg.has(proto::hdr_leadspc) && !value.empty() && value[0] == ' ') value.remove_prefix(1);
+                    if (!c.neg.has(proto::hdr_leadspc) && !value.empty() && value[0] == ' ')
+                        value.remove_prefix(1);
                     payload_ = h.name;
                     payload_ += '\0';
                     payload_ += value;
@@ -887,7 +905,8 @@ std::optional<Target> parse_target(const std::string& spec) {
         return std::nullopt;
     }
     if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) return std::nullopt;
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5)
+        return std::nullopt;
     auto p = static_cast<std::uint16_t>(std::stoi(port));
     sockaddr_in in4{};
     sockaddr_in6 in6{};

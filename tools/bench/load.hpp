@@ -35,7 +35,7 @@ struct LoadSpec {
     // The window: by time, or (messages > 0) by count; warm-up messages are sent but not measured.
     double warmup_s = 1, duration_s = 5;
     std::uint64_t warmup_messages = 0, messages = 0;
-    bool nodelay = true;  // TCP_NODELAY on our side (see main.cpp: real Postfix leaves Nagle on)
+    bool nodelay = true;          // TCP_NODELAY on our side (see main.cpp: real Postfix leaves Nagle on)
     double reply_timeout_s = 30;  // Postfix's milter_command_timeout
     std::vector<const Message*> corpus;  // sent round robin
     std::vector<Client> clients;         // connection i is client i % size
@@ -59,7 +59,7 @@ struct LoadResult {
     // longest such wait so far.
     std::uint64_t starved = 0;
     std::int64_t starved_longest_ns = 0;
-    Negotiation negotiation;  // what the filter asked for (last connection)
+    Negotiation negotiation;                      // what the filter asked for (last connection)
     std::vector<std::vector<Modification>> mods;  // capture: by corpus index, the last one seen
     std::vector<char> answered;                   // capture: by corpus index, got an EOM reply
     double msgs_per_s() const { return window_s > 0 ? static_cast<double>(completed) / window_s : 0; }

@@ -151,7 +151,8 @@ Options parse(int argc, char** argv) {
             o.filters = split(val(), ',');
             o.filters_given = true;
             for (auto& f : o.filters) {
-                if (f != "floor" && f != "floor-rx" && f != "opendkim" && f != "vigil") die("unknown filter " + f);
+                if (f != "floor" && f != "floor-rx" && f != "opendkim" && f != "vigil")
+                    die("unknown filter " + f);
             }
         } else if (a == "--sizes") {
             o.sizes.clear();
@@ -198,10 +199,12 @@ Options parse(int argc, char** argv) {
             o.smoke = true;
         } else if (a == "--callgrind") {
             o.callgrind = 1000;
-            if (i + 1 < argc && argv[i + 1][0] != '-') o.callgrind = static_cast<std::uint64_t>(number(val(), "count"));
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                o.callgrind = static_cast<std::uint64_t>(number(val(), "count"));
         } else if (a == "--syscalls") {
             o.syscalls = 2000;
-            if (i + 1 < argc && argv[i + 1][0] != '-') o.syscalls = static_cast<std::uint64_t>(number(val(), "count"));
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                o.syscalls = static_cast<std::uint64_t>(number(val(), "count"));
         } else if (a == "--vigil") {
             o.vigil = val();
         } else if (a == "--noop") {
@@ -281,7 +284,8 @@ struct Bench {
     }
 
     std::string vigil_config(const std::string& socket, bool with_dmarc) const {
-        std::string c = fmt::format(R"(# written by vigil-bench: every inbound check on, DNS from the benchmark's zone
+        std::string c = fmt::format(
+            R"(# written by vigil-bench: every inbound check on, DNS from the benchmark's zone
 [milter]
 socket = "{}"
 user = "root"
@@ -310,13 +314,13 @@ enabled = true
 [checks.dkim]
 enabled = true
 )",
-                                    socket, Corpus::kOurHost, Corpus::kOurHost, dns_port, Corpus::kBlockList,
-                                    Corpus::kAllowList);
+            socket, Corpus::kOurHost, Corpus::kOurHost, dns_port, Corpus::kBlockList, Corpus::kAllowList);
         if (with_dmarc) c += "[checks.dmarc]\nenabled = true\n";
         return c;
     }
 
-    void start_filter(const std::string& name, std::optional<int> cpu, std::vector<std::string> wrapper = {}) {
+    void start_filter(const std::string& name, std::optional<int> cpu,
+                      std::vector<std::string> wrapper = {}) {
         auto f = std::make_unique<Filter>();
         f->name = name;
         std::string sock = socket_for(name);
@@ -330,15 +334,17 @@ enabled = true
             // floor: asks the MTA to skip every event it may (the issue's floor); floor-rx receives
             // every event, body included, and answers none: what reading the message costs.
             if (name == "floor-rx") argv.push_back("--receive");
-            f->note = fmt::format("vigil-noop-milter {}{}", opt.floor_args, name == "floor-rx" ? " --receive" : "");
+            f->note =
+                fmt::format("vigil-noop-milter {}{}", opt.floor_args, name == "floor-rx" ? " --receive" : "");
         } else if (name == "opendkim") {
             // OpenDKIM (Debian: libunbound) hands Nameservers to ub_ctx_set_fwd, which takes "IP@PORT".
             // (ResolverConfiguration, an unbound config file, crashed it under concurrency: "fatal
             // flex scanner internal error".)
             std::string osock = opt.transport == "unix" ? "local:" + path("opendkim.sock") : sock;
-            write("opendkim.conf", fmt::format("Mode v\nSocket {}\nNameservers 127.0.0.1@{}\nAlwaysAddARHeader yes\n"
-                                               "AuthservID {}\nBackground no\nSyslog yes\nUMask 000\nDNSTimeout 5\n",
-                                               osock, dns_port, Corpus::kOurHost));
+            write("opendkim.conf",
+                  fmt::format("Mode v\nSocket {}\nNameservers 127.0.0.1@{}\nAlwaysAddARHeader yes\n"
+                              "AuthservID {}\nBackground no\nSyslog yes\nUMask 000\nDNSTimeout 5\n",
+                              osock, dns_port, Corpus::kOurHost));
             argv = {opt.opendkim, "-f", "-x", path("opendkim.conf")};
             f->note = "opendkim (Debian) Mode v, Nameservers = the test DNS server";
         } else {
@@ -351,7 +357,8 @@ enabled = true
                 if (std::system(fmt::format("'{}' -t -c '{}' >> '{}' 2>&1", opt.vigil, path("vigil.conf"),
                                             path("vigil-check.log"))
                                     .c_str()) != 0)
-                    die("vigil-milter refuses the benchmark configuration: " + slurp(path("vigil-check.log")));
+                    die("vigil-milter refuses the benchmark configuration: " +
+                        slurp(path("vigil-check.log")));
             }
             argv = {opt.vigil, "-c", path("vigil.conf")};
             f->note = std::string("vigil-milter: iprev, dnsbl (2 lists), helo, spf (+helo), dkim") +
@@ -360,7 +367,8 @@ enabled = true
         argv.insert(argv.begin(), wrapper.begin(), wrapper.end());
         f->child = Child(argv, path(name + ".log"), cpu);
         if (!wait_listening(f->target, f->child, wrapper.empty() ? 20 : 120))
-            die(fmt::format("{} did not start listening on {}; its log:\n{}", name, sock, slurp(path(name + ".log"))));
+            die(fmt::format("{} did not start listening on {}; its log:\n{}", name, sock,
+                            slurp(path(name + ".log"))));
         filters.push_back(std::move(f));
     }
 
@@ -425,11 +433,13 @@ void sanity(Bench& b, std::size_t size, const std::vector<Kind>& kinds, bool ver
             int sigs = m.kind == Kind::dual ? 2 : m.kind == Kind::plain ? 0 : 1;
             if (f->name == "vigil") {
                 for (const char* need : {"spf=pass", "iprev=pass"}) {
-                    if (ar.find(need) == std::string::npos) problem(fmt::format("{} message: no {} in Authentication-Results", kind, need));
+                    if (ar.find(need) == std::string::npos)
+                        problem(fmt::format("{} message: no {} in Authentication-Results", kind, need));
                 }
                 if (b.dmarc && ar.find("dmarc=pass") == std::string::npos)
                     problem(fmt::format("{} message: no dmarc=pass in Authentication-Results", kind));
-                if (sigs == 0 && ar.find("dkim=none") == std::string::npos) problem("unsigned message: no dkim=none");
+                if (sigs == 0 && ar.find("dkim=none") == std::string::npos)
+                    problem("unsigned message: no dkim=none");
             }
             if (f->name.rfind("floor", 0) != 0 && count(ar, "dkim=pass") != sigs)
                 problem(fmt::format("{} message: {} dkim=pass in Authentication-Results, expected {}", kind,
@@ -445,12 +455,14 @@ void sanity(Bench& b, std::size_t size, const std::vector<Kind>& kinds, bool ver
         }
         for (const auto& [what, n] : problems) {
             b.failures += n;
-            std::printf("  PROBLEM %s: %s%s\n", f->name.c_str(), what.c_str(), n > 1 ? fmt::format(" ({}x)", n).c_str() : "");
+            std::printf("  PROBLEM %s: %s%s\n", f->name.c_str(), what.c_str(),
+                        n > 1 ? fmt::format(" ({}x)", n).c_str() : "");
         }
         if (verbose) {
             std::printf("  %-8s negotiated actions 0x%x protocol 0x%x; %zu messages: %s\n", f->name.c_str(),
                         r.negotiation.actions, r.negotiation.protocol, msgs.size(),
-                        r.errors == 0 && r.outcomes.size() == 1 && r.outcomes.count("accept") ? "all accepted" : "see above");
+                        r.errors == 0 && r.outcomes.size() == 1 && r.outcomes.count("accept") ? "all accepted"
+                                                                                              : "see above");
         }
     }
 }
@@ -460,7 +472,7 @@ void sanity(Bench& b, std::size_t size, const std::vector<Kind>& kinds, bool ver
 struct Row {
     std::string filter;
     LoadResult r;
-    double cpu_us = 0;  // per message
+    double cpu_us = 0;   // per message
     double sys_pct = 0;  // of it, in the kernel
     double peak_mib = 0;
     double client_pct = 0;  // this process's CPU over the window: near 100 % means we are the limit
@@ -500,7 +512,9 @@ Row measure(Filter& f, LoadSpec s) {
     return row;
 }
 
-double ms(std::int64_t ns) { return static_cast<double>(ns) / 1e6; }
+double ms(std::int64_t ns) {
+    return static_cast<double>(ns) / 1e6;
+}
 
 std::string outcome_text(const LoadResult& r) {
     std::string s;
@@ -514,8 +528,8 @@ std::string outcome_text(const LoadResult& r) {
         s += fmt::format("; per connection {}-{} messages", *lo, *hi);
     }
     if (r.starved > 0) {
-        s += fmt::format("; {} begun before the window still unanswered at its end (waiting up to {:.0f} ms)", r.starved,
-                         static_cast<double>(r.starved_longest_ns) / 1e6);
+        s += fmt::format("; {} begun before the window still unanswered at its end (waiting up to {:.0f} ms)",
+                         r.starved, static_cast<double>(r.starved_longest_ns) / 1e6);
     }
     return s.empty() ? "-" : s;
 }
@@ -530,27 +544,32 @@ std::string outcome_text(const Row& row) {
 
 void print_rows(const std::vector<Row>& rows, bool markdown) {
     if (markdown) {
-        std::printf("| filter | msg/s | txn p50 ms | p99 | p99.9 | max | EOM p50 ms | p99 | p99.9 | max | CPU µs/msg | peak RSS MiB | outcomes |\n");
+        std::printf(
+            "| filter | msg/s | txn p50 ms | p99 | p99.9 | max | EOM p50 ms | p99 | p99.9 | max | CPU µs/msg "
+            "| peak RSS MiB | outcomes |\n");
         std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     } else {
-        std::printf("%-9s %9s | %7s %7s %7s %8s | %7s %7s %7s %8s | %10s %8s | %s\n", "filter", "msg/s", "txn p50",
-                    "p99", "p99.9", "max ms", "EOM p50", "p99", "p99.9", "max ms", "CPU µs/msg", "RSS MiB", "outcomes");
+        std::printf("%-9s %9s | %7s %7s %7s %8s | %7s %7s %7s %8s | %10s %8s | %s\n", "filter", "msg/s",
+                    "txn p50", "p99", "p99.9", "max ms", "EOM p50", "p99", "p99.9", "max ms", "CPU µs/msg",
+                    "RSS MiB", "outcomes");
     }
     for (const auto& row : rows) {
         const auto& t = row.r.txn_ns;
         const auto& e = row.r.eom_ns;
         if (markdown) {
-            std::printf("| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %s |\n",
-                        row.filter.c_str(), row.r.msgs_per_s(), ms(percentile(t, 50)), ms(percentile(t, 99)),
-                        ms(percentile(t, 99.9)), ms(t.empty() ? 0 : t.back()), ms(percentile(e, 50)),
-                        ms(percentile(e, 99)), ms(percentile(e, 99.9)), ms(e.empty() ? 0 : e.back()), row.cpu_us,
-                        row.peak_mib, outcome_text(row).c_str());
+            std::printf(
+                "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %s |\n",
+                row.filter.c_str(), row.r.msgs_per_s(), ms(percentile(t, 50)), ms(percentile(t, 99)),
+                ms(percentile(t, 99.9)), ms(t.empty() ? 0 : t.back()), ms(percentile(e, 50)),
+                ms(percentile(e, 99)), ms(percentile(e, 99.9)), ms(e.empty() ? 0 : e.back()), row.cpu_us,
+                row.peak_mib, outcome_text(row).c_str());
         } else {
-            std::printf("%-9s %9.0f | %7.2f %7.2f %7.2f %8.2f | %7.2f %7.2f %7.2f %8.2f | %10.1f %8.1f | %s\n",
-                        row.filter.c_str(), row.r.msgs_per_s(), ms(percentile(t, 50)), ms(percentile(t, 99)),
-                        ms(percentile(t, 99.9)), ms(t.empty() ? 0 : t.back()), ms(percentile(e, 50)),
-                        ms(percentile(e, 99)), ms(percentile(e, 99.9)), ms(e.empty() ? 0 : e.back()), row.cpu_us,
-                        row.peak_mib, outcome_text(row).c_str());
+            std::printf(
+                "%-9s %9.0f | %7.2f %7.2f %7.2f %8.2f | %7.2f %7.2f %7.2f %8.2f | %10.1f %8.1f | %s\n",
+                row.filter.c_str(), row.r.msgs_per_s(), ms(percentile(t, 50)), ms(percentile(t, 99)),
+                ms(percentile(t, 99.9)), ms(t.empty() ? 0 : t.back()), ms(percentile(e, 50)),
+                ms(percentile(e, 99)), ms(percentile(e, 99.9)), ms(e.empty() ? 0 : e.back()), row.cpu_us,
+                row.peak_mib, outcome_text(row).c_str());
         }
     }
 }
@@ -638,9 +657,11 @@ int run_matrix(Bench& b) {
     std::printf("vigil-bench: %s\n", machine_line().c_str());
     std::printf("work dir %s, test DNS server on 127.0.0.1:%d\n", b.dir.c_str(), b.dns_port);
     start_filters(b, o.filters);
-    std::printf("sanity pass (%s, every kind, 1 connection; also warms the DNS caches):\n", size_label(smallest).c_str());
+    std::printf("sanity pass (%s, every kind, 1 connection; also warms the DNS caches):\n",
+                size_label(smallest).c_str());
     sanity(b, smallest, all_kinds, true);
-    if (b.failures > 0) std::printf("  the sanity pass found %d problem(s): figures below are not trustworthy\n", b.failures);
+    if (b.failures > 0)
+        std::printf("  the sanity pass found %d problem(s): figures below are not trustworthy\n", b.failures);
 
     std::vector<Config> configs;
     for (std::size_t size : sizes) {
@@ -663,14 +684,17 @@ int run_matrix(Bench& b) {
                 }
                 Config c{size, kind, conns, {}};
                 for (auto& rs : rounds) {
-                    std::sort(rs.begin(), rs.end(), [](const Row& x, const Row& y) { return x.r.msgs_per_s() < y.r.msgs_per_s(); });
+                    std::sort(rs.begin(), rs.end(),
+                              [](const Row& x, const Row& y) { return x.r.msgs_per_s() < y.r.msgs_per_s(); });
                     c.rows.push_back(rs[rs.size() / 2]);
                 }
-                std::printf("\n%s %s %s · %d connection%s · %s · %s · %s%s%s\n", o.markdown ? "####" : "==",
-                            size_label(size).c_str(), std::string(to_string(kind)).c_str(), conns, conns == 1 ? "" : "s",
+                std::printf("\n%s %s %s · %d connection%s · %s · %s · %s%s%s\n",
+                            o.markdown ? "####" : "==", size_label(size).c_str(),
+                            std::string(to_string(kind)).c_str(), conns, conns == 1 ? "" : "s",
                             o.persistent ? "persistent sessions" : "one session per message",
                             o.rate > 0 ? fmt::format("open loop {} msg/s", o.rate).c_str() : "closed loop",
-                            o.transport.c_str(), o.pin ? fmt::format(" · filters on CPU {}", *o.pin).c_str() : "",
+                            o.transport.c_str(),
+                            o.pin ? fmt::format(" · filters on CPU {}", *o.pin).c_str() : "",
                             o.repeat > 1 ? fmt::format(" · median of {} rounds", o.repeat).c_str() : "");
                 print_rows(c.rows, o.markdown);
                 const Row* v = find_row(c.rows, "vigil");
@@ -678,15 +702,17 @@ int run_matrix(Bench& b) {
                 const Row* od = find_row(c.rows, "opendkim");
                 std::string ratios;
                 if (v && fl && fl->r.msgs_per_s() > 0)
-                    ratios += fmt::format("vigil / floor: {:.2f} msg/s, {:.1f}x CPU per message", v->r.msgs_per_s() / fl->r.msgs_per_s(),
+                    ratios += fmt::format("vigil / floor: {:.2f} msg/s, {:.1f}x CPU per message",
+                                          v->r.msgs_per_s() / fl->r.msgs_per_s(),
                                           fl->cpu_us > 0 ? v->cpu_us / fl->cpu_us : 0);
                 const Row* rx = find_row(c.rows, "floor-rx");
                 if (v && rx && rx->r.msgs_per_s() > 0)
                     ratios += fmt::format("{}vigil / floor-rx: {:.2f} msg/s", ratios.empty() ? "" : "; ",
                                           v->r.msgs_per_s() / rx->r.msgs_per_s());
                 if (v && od && od->r.msgs_per_s() > 0)
-                    ratios += fmt::format("{}vigil / opendkim: {:.2f}x msg/s, {:.2f}x CPU per message", ratios.empty() ? "" : "; ",
-                                          v->r.msgs_per_s() / od->r.msgs_per_s(), od->cpu_us > 0 ? v->cpu_us / od->cpu_us : 0);
+                    ratios += fmt::format("{}vigil / opendkim: {:.2f}x msg/s, {:.2f}x CPU per message",
+                                          ratios.empty() ? "" : "; ", v->r.msgs_per_s() / od->r.msgs_per_s(),
+                                          od->cpu_us > 0 ? v->cpu_us / od->cpu_us : 0);
                 if (!ratios.empty()) std::printf("%s\n", ratios.c_str());
                 configs.push_back(std::move(c));
             }
@@ -695,22 +721,30 @@ int run_matrix(Bench& b) {
 
     // Summary, and the issue's targets where this run measured them.
     std::printf("\n%s summary (msg/s; ratios of msg/s)\n", o.markdown ? "####" : "==");
-    std::printf("| size | kind | conns | floor | floor-rx | opendkim | vigil | vigil/floor | vigil/opendkim | vigil p99 ms | vigil CPU µs/msg | vigil RSS MiB |\n");
+    std::printf(
+        "| size | kind | conns | floor | floor-rx | opendkim | vigil | vigil/floor | vigil/opendkim | vigil "
+        "p99 ms | vigil CPU µs/msg | vigil RSS MiB |\n");
     std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const auto& c : configs) {
         const Row* v = find_row(c.rows, "vigil");
         const Row* fl = find_row(c.rows, "floor");
         const Row* od = find_row(c.rows, "opendkim");
         const Row* rx = find_row(c.rows, "floor-rx");
-        auto rate = [](const Row* r) { return r ? fmt::format("{:.0f}", r->r.msgs_per_s()) : std::string("-"); };
-        auto ratio = [&](const Row* r, const char* f) {
-            return v && r && r->r.msgs_per_s() > 0 ? fmt::format(fmt::runtime(f), v->r.msgs_per_s() / r->r.msgs_per_s()) : std::string("-");
+        auto rate = [](const Row* r) {
+            return r ? fmt::format("{:.0f}", r->r.msgs_per_s()) : std::string("-");
         };
-        std::printf("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", size_label(c.size).c_str(),
-                    std::string(to_string(c.kind)).c_str(), c.conns, rate(fl).c_str(), rate(rx).c_str(), rate(od).c_str(), rate(v).c_str(),
+        auto ratio = [&](const Row* r, const char* f) {
+            return v && r && r->r.msgs_per_s() > 0
+                       ? fmt::format(fmt::runtime(f), v->r.msgs_per_s() / r->r.msgs_per_s())
+                       : std::string("-");
+        };
+        std::printf("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                    size_label(c.size).c_str(), std::string(to_string(c.kind)).c_str(), c.conns,
+                    rate(fl).c_str(), rate(rx).c_str(), rate(od).c_str(), rate(v).c_str(),
                     ratio(fl, "{:.2f}").c_str(), ratio(od, "{:.2f}").c_str(),
                     v ? fmt::format("{:.2f}", ms(percentile(v->r.txn_ns, 99))).c_str() : "-",
-                    v ? fmt::format("{:.1f}", v->cpu_us).c_str() : "-", v ? fmt::format("{:.1f}", v->peak_mib).c_str() : "-");
+                    v ? fmt::format("{:.1f}", v->cpu_us).c_str() : "-",
+                    v ? fmt::format("{:.1f}", v->peak_mib).c_str() : "-");
     }
     auto met = [](bool ok) { return ok ? "met" : "NOT met"; };
     for (const auto& c : configs) {
@@ -719,12 +753,16 @@ int run_matrix(Bench& b) {
         const Row* fl = find_row(c.rows, "floor");
         const Row* od = find_row(c.rows, "opendkim");
         if (c.conns == 8 && o.rate == 0) {
-            std::printf("target (4 KiB RSA, 8 connections): vigil >= 50%% of the floor: %s", fl ? met(v->r.msgs_per_s() >= 0.5 * fl->r.msgs_per_s()) : "not measured");
-            std::printf("; >= 5x OpenDKIM: %s", od ? met(v->r.msgs_per_s() >= 5 * od->r.msgs_per_s()) : "not measured");
-            std::printf("; p99 <= 2 ms: %s (%.2f ms)%s\n", met(ms(percentile(v->r.txn_ns, 99)) <= 2.0), ms(percentile(v->r.txn_ns, 99)),
-                        o.pin ? "" : "  [the issue measures with --pin]");
+            std::printf("target (4 KiB RSA, 8 connections): vigil >= 50%% of the floor: %s",
+                        fl ? met(v->r.msgs_per_s() >= 0.5 * fl->r.msgs_per_s()) : "not measured");
+            std::printf("; >= 5x OpenDKIM: %s",
+                        od ? met(v->r.msgs_per_s() >= 5 * od->r.msgs_per_s()) : "not measured");
+            std::printf("; p99 <= 2 ms: %s (%.2f ms)%s\n", met(ms(percentile(v->r.txn_ns, 99)) <= 2.0),
+                        ms(percentile(v->r.txn_ns, 99)), o.pin ? "" : "  [the issue measures with --pin]");
         }
-        if (c.conns == 256) std::printf("target (256 connections): vigil peak RSS <= 64 MB: %s (%.1f MiB)\n", met(v->peak_mib <= 64), v->peak_mib);
+        if (c.conns == 256)
+            std::printf("target (256 connections): vigil peak RSS <= 64 MB: %s (%.1f MiB)\n",
+                        met(v->peak_mib <= 64), v->peak_mib);
     }
     // Cost = fixed + per byte: with two large sizes measured, the slope between them and what it
     // predicts for the smaller one show whether the cost is linear in size.
@@ -736,15 +774,18 @@ int run_matrix(Bench& b) {
                 const Row* rz = find_row(z.rows, name);
                 if (!ra || !rz || ra->cpu_us <= 0) continue;
                 double per_kib = (rz->cpu_us - ra->cpu_us) / ((1048576.0 - 102400.0) / 1024.0);
-                std::printf("size scaling %s (%s, %d conns): %.1f µs/msg at 100 KiB, %.1f at 1 MiB: %.2f µs per extra KiB, "
-                            "fixed part %.0f µs; peak RSS %.1f vs %.1f MiB\n",
-                            name, std::string(to_string(a.kind)).c_str(), a.conns, ra->cpu_us, rz->cpu_us, per_kib,
-                            ra->cpu_us - per_kib * 100, ra->peak_mib, rz->peak_mib);
+                std::printf(
+                    "size scaling %s (%s, %d conns): %.1f µs/msg at 100 KiB, %.1f at 1 MiB: %.2f µs per "
+                    "extra KiB, "
+                    "fixed part %.0f µs; peak RSS %.1f vs %.1f MiB\n",
+                    name, std::string(to_string(a.kind)).c_str(), a.conns, ra->cpu_us, rz->cpu_us, per_kib,
+                    ra->cpu_us - per_kib * 100, ra->peak_mib, rz->peak_mib);
             }
         }
     }
     for (const auto& f : b.filters) std::printf("%s: %s\n", f->name.c_str(), f->note.c_str());
-    std::printf("ended at load average %s\n", machine_line().substr(machine_line().rfind("load average ") + 13).c_str());
+    std::printf("ended at load average %s\n",
+                machine_line().substr(machine_line().rfind("load average ") + 13).c_str());
     if (o.keep) std::printf("kept %s\n", b.dir.c_str());
     return b.failures > 0 ? 1 : 0;
 }
@@ -763,7 +804,8 @@ int run_smoke(Bench& b) {
         double rate;
         int conns;
     };
-    for (const Variant& v : {Variant{"closed loop, persistent", true, 0, 2}, Variant{"closed loop, session per message", false, 0, 2},
+    for (const Variant& v : {Variant{"closed loop, persistent", true, 0, 2},
+                             Variant{"closed loop, session per message", false, 0, 2},
                              Variant{"open loop 200 msg/s, persistent", true, 200, 4}}) {
         std::vector<Row> rows;
         for (auto& f : b.filters) {
@@ -780,8 +822,8 @@ int run_smoke(Bench& b) {
             rows.push_back(measure(*f, s));
             const Row& r = rows.back();
             bool ok = r.r.errors == 0 && r.r.outcomes.size() == 1 && r.r.outcomes.count("accept") &&
-                      r.r.outcomes.at("accept") == 100 && r.r.txn_ns.size() == 100 && r.r.eom_ns.size() == 100 &&
-                      r.r.msgs_per_s() > 0 && r.peak_mib > 0;
+                      r.r.outcomes.at("accept") == 100 && r.r.txn_ns.size() == 100 &&
+                      r.r.eom_ns.size() == 100 && r.r.msgs_per_s() > 0 && r.peak_mib > 0;
             if (!ok) {
                 ++b.failures;
                 std::printf("  PROBLEM %s, %s: %s\n", f->name.c_str(), v.what, outcome_text(r.r).c_str());
@@ -800,7 +842,8 @@ std::optional<unsigned long long> callgrind_total(const std::string& file) {
     std::string line;
     std::optional<unsigned long long> v;
     while (std::getline(in, line)) {
-        if (line.rfind("summary:", 0) == 0 || line.rfind("totals:", 0) == 0) v = std::strtoull(line.c_str() + line.find(':') + 1, nullptr, 10);
+        if (line.rfind("summary:", 0) == 0 || line.rfind("totals:", 0) == 0)
+            v = std::strtoull(line.c_str() + line.find(':') + 1, nullptr, 10);
     }
     return v;
 }
@@ -809,10 +852,12 @@ int run_callgrind(Bench& b) {
     std::uint64_t n = *b.opt.callgrind;
     const std::uint64_t warm = 100;
     const int top = 25;
-    if (which("valgrind").empty() || which("callgrind_control").empty()) die("needs valgrind (apt-get install valgrind)");
+    if (which("valgrind").empty() || which("callgrind_control").empty())
+        die("needs valgrind (apt-get install valgrind)");
     setup(b, {4096}, {Kind::plain, Kind::rsa, Kind::ed25519, Kind::dual});
     std::printf("vigil-bench --callgrind: %s\n", machine_line().c_str());
-    std::vector<std::string> names = b.opt.filters_given ? b.opt.filters : std::vector<std::string>{"floor", "vigil"};
+    std::vector<std::string> names =
+        b.opt.filters_given ? b.opt.filters : std::vector<std::string>{"floor", "vigil"};
     for (const auto& name : names) {
         if (name == "opendkim" && b.opt.opendkim.empty()) continue;
         std::string out = b.path("callgrind.out." + name);
@@ -832,15 +877,18 @@ int run_callgrind(Bench& b) {
         s.clients = b.corpus->clients();
         pid_t pid = f.child.pid();
         auto control = [&](const char* what) {
-            std::string cmd = fmt::format("callgrind_control {} {} > '{}' 2>&1", what, pid, b.path("callgrind_control.log"));
-            if (std::system(cmd.c_str()) != 0) die("callgrind_control failed: " + slurp(b.path("callgrind_control.log")));
+            std::string cmd = fmt::format("callgrind_control {} {} > '{}' 2>&1", what, pid,
+                                          b.path("callgrind_control.log"));
+            if (std::system(cmd.c_str()) != 0)
+                die("callgrind_control failed: " + slurp(b.path("callgrind_control.log")));
         };
         // Counters start at zero after the warm-up (connection set-up, cold caches, first-use
         // allocations) and are dumped after the N measured messages.
         s.on_window_start = [&] { control("-z"); };
         auto r = run_load(s);
         control("-d");
-        if (r.errors > 0 || r.completed != n) die(fmt::format("{} under callgrind: {}", name, outcome_text(r)));
+        if (r.errors > 0 || r.completed != n)
+            die(fmt::format("{} under callgrind: {}", name, outcome_text(r)));
         // The dump is written as OUT.1 (the final one, at exit, as OUT).
         std::string dump;
         for (const auto& e : fs::directory_iterator(b.dir)) {
@@ -854,10 +902,12 @@ int run_callgrind(Bench& b) {
                     b.opt.persistent ? "1 persistent connection" : "one connection per message");
         std::string keep = fmt::format("callgrind.{}.out", name);
         fs::copy_file(dump, keep, fs::copy_options::overwrite_existing);
-        std::printf("         profile: %s (callgrind_annotate --inclusive=yes %s | head -60)\n", keep.c_str(), keep.c_str());
+        std::printf("         profile: %s (callgrind_annotate --inclusive=yes %s | head -60)\n", keep.c_str(),
+                    keep.c_str());
         if (name.rfind("floor", 0) != 0) {
             // Where the instructions go: the top cost centres by self cost.
-            std::string cmd = fmt::format("callgrind_annotate --inclusive=no --threshold=100 '{}' 2>/dev/null", keep);
+            std::string cmd =
+                fmt::format("callgrind_annotate --inclusive=no --threshold=100 '{}' 2>/dev/null", keep);
             std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
             char line[4096];
             int shown = 0;
@@ -869,7 +919,8 @@ int run_callgrind(Bench& b) {
                     continue;
                 }
                 // Thread entry points carry everything; they say nothing.
-                if (!table || l.find('(') == std::string::npos || l.find("clone.S:clone") != std::string::npos ||
+                if (!table || l.find('(') == std::string::npos ||
+                    l.find("clone.S:clone") != std::string::npos ||
                     l.find(":start_thread") != std::string::npos)
                     continue;
                 if (l.size() > 180) l = l.substr(0, 177) + "...\n";
@@ -913,10 +964,13 @@ int run_syscalls(Bench& b) {
     std::printf("%llu messages, 4 KiB RSA-signed, %d %s over %s, after %llu unmeasured\n",
                 static_cast<unsigned long long>(n), conns,
                 b.opt.persistent ? (conns == 1 ? "persistent connection" : "persistent connections")
-                                 : (conns == 1 ? "client, a new connection per message" : "clients, a new connection per message"),
+                                 : (conns == 1 ? "client, a new connection per message"
+                                               : "clients, a new connection per message"),
                 b.opt.transport.c_str(), static_cast<unsigned long long>(warm));
-    std::vector<std::string> names = b.opt.filters_given ? b.opt.filters : std::vector<std::string>{"floor-rx", "vigil"};
-    std::map<std::string, std::map<std::string, std::pair<double, double>>> table;  // syscall -> filter -> calls, errors
+    std::vector<std::string> names =
+        b.opt.filters_given ? b.opt.filters : std::vector<std::string>{"floor-rx", "vigil"};
+    std::map<std::string, std::map<std::string, std::pair<double, double>>>
+        table;  // syscall -> filter -> calls, errors
     std::map<std::string, double> totals;
     for (const auto& name : names) {
         if (name == "opendkim" && b.opt.opendkim.empty()) continue;
@@ -937,7 +991,8 @@ int run_syscalls(Bench& b) {
             tracer = Child({"strace", "-f", "-c", "-q", "-o", out, "-p", std::to_string(f.child.pid())},
                            b.path("strace.log"));
             for (int i = 0; i < 500 && !all_threads_traced(f.child.pid()); ++i) usleep(10000);
-            if (!all_threads_traced(f.child.pid())) die("strace did not attach: " + slurp(b.path("strace.log")));
+            if (!all_threads_traced(f.child.pid()))
+                die("strace did not attach: " + slurp(b.path("strace.log")));
         };
         auto r = run_load(s);
         tracer.stop(10);  // strace detaches and writes its summary on SIGTERM
@@ -950,7 +1005,8 @@ int run_syscalls(Bench& b) {
             std::istringstream l(line);
             std::vector<std::string> w;
             for (std::string x; l >> x;) w.push_back(x);
-            if (w.size() < 5 || w.back() == "total" || w.back() == "syscall" || !std::isdigit(static_cast<unsigned char>(w[0][0])))
+            if (w.size() < 5 || w.back() == "total" || w.back() == "syscall" ||
+                !std::isdigit(static_cast<unsigned char>(w[0][0])))
                 continue;
             bool has_errors = w.size() == 6;
             double calls = std::strtod(w[3].c_str(), nullptr) / static_cast<double>(n);
@@ -981,7 +1037,8 @@ int run_syscalls(Bench& b) {
             if (it == table[sc].end()) {
                 std::printf(" %14s", "-");
             } else if (it->second.second > 0) {
-                std::printf(" %14s", fmt::format("{:.2f} ({:.2f} err)", it->second.first, it->second.second).c_str());
+                std::printf(" %14s",
+                            fmt::format("{:.2f} ({:.2f} err)", it->second.first, it->second.second).c_str());
             } else {
                 std::printf(" %14.2f", it->second.first);
             }
@@ -1000,9 +1057,11 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
     Bench b;
     b.opt = parse(argc, argv);
-    for (const auto& [what, path] : {std::pair{"vigil-milter", b.opt.vigil}, std::pair{"vigil-noop-milter", b.opt.noop},
-                                     std::pair{"vigil-test-dns", b.opt.dns}}) {
-        if (access(path.c_str(), X_OK) != 0) die(fmt::format("{} not found at {} (build it, or pass its path)", what, path));
+    for (const auto& [what, path] :
+         {std::pair{"vigil-milter", b.opt.vigil}, std::pair{"vigil-noop-milter", b.opt.noop},
+          std::pair{"vigil-test-dns", b.opt.dns}}) {
+        if (access(path.c_str(), X_OK) != 0)
+            die(fmt::format("{} not found at {} (build it, or pass its path)", what, path));
     }
     if (b.opt.pin) pin_self_away(*b.opt.pin);
     static Bench* current = &b;
@@ -1014,7 +1073,10 @@ int main(int argc, char** argv) {
     });
     int rc = 0;
     try {
-        rc = b.opt.callgrind ? run_callgrind(b) : b.opt.syscalls ? run_syscalls(b) : b.opt.smoke ? run_smoke(b) : run_matrix(b);
+        rc = b.opt.callgrind  ? run_callgrind(b)
+             : b.opt.syscalls ? run_syscalls(b)
+             : b.opt.smoke    ? run_smoke(b)
+                              : run_matrix(b);
     } catch (const std::exception& e) {
         die(e.what());
     }

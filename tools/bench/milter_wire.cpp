@@ -22,28 +22,37 @@ void put32(std::string& out, std::uint32_t v) {
 
 int stage_of(char command) {
     switch (command) {
-        case cmd::connect: return Stage::connect;
-        case cmd::helo: return Stage::helo;
-        case cmd::mail: return Stage::envfrom;
-        case cmd::rcpt: return Stage::envrcpt;
-        case cmd::data: return Stage::data;
+        case cmd::connect:
+            return Stage::connect;
+        case cmd::helo:
+            return Stage::helo;
+        case cmd::mail:
+            return Stage::envfrom;
+        case cmd::rcpt:
+            return Stage::envrcpt;
+        case cmd::data:
+            return Stage::data;
         case cmd::header:
-        case cmd::eoh: return Stage::eoh;
+        case cmd::eoh:
+            return Stage::eoh;
         case cmd::body:
-        case cmd::eob: return Stage::eom;
-        default: return -1;
+        case cmd::eob:
+            return Stage::eom;
+        default:
+            return -1;
     }
 }
 
 const std::vector<std::string>& postfix_default_macros(int stage) {
     static const std::array<std::vector<std::string>, kStages> lists = {{
-        {"j", "{daemon_name}", "{daemon_addr}", "v", "_"},                                                  // connect
-        {"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"},                  // helo
-        {"i", "{auth_type}", "{auth_authen}", "{auth_author}", "{mail_addr}", "{mail_host}", "{mail_mailer}"},  // mail
-        {"i", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}"},                                               // rcpt
-        {"i"},                                                                                              // data
-        {"i"},                                                                                              // eom
-        {"i"},                                                                                              // eoh
+        {"j", "{daemon_name}", "{daemon_addr}", "v", "_"},                                  // connect
+        {"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"},  // helo
+        {"i", "{auth_type}", "{auth_authen}", "{auth_author}", "{mail_addr}", "{mail_host}",
+         "{mail_mailer}"},                                     // mail
+        {"i", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}"},  // rcpt
+        {"i"},                                                 // data
+        {"i"},                                                 // eom
+        {"i"},                                                 // eoh
     }};
     static const std::vector<std::string> none;
     return stage >= 0 && stage < kStages ? lists[static_cast<std::size_t>(stage)] : none;
@@ -130,8 +139,10 @@ bool is_decision(char c) {
         case reply::discard:
         case reply::skip:
         case reply::shutdown:
-        case reply::conn_fail: return true;
-        default: return false;
+        case reply::conn_fail:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -145,8 +156,10 @@ bool is_modification(char c) {
         case reply::addheader:
         case reply::insheader:
         case reply::chgheader:
-        case reply::quarantine: return true;
-        default: return false;
+        case reply::quarantine:
+            return true;
+        default:
+            return false;
     }
 }
 

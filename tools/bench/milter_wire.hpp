@@ -22,7 +22,8 @@ namespace vigil::bench {
 // Commands (MTA -> filter) and replies (filter -> MTA), libmilter/mfdef.h.
 namespace cmd {
 constexpr char abort = 'A', body = 'B', connect = 'C', macro = 'D', eob = 'E', helo = 'H', quit_nc = 'K',
-               header = 'L', mail = 'M', eoh = 'N', optneg = 'O', quit = 'Q', rcpt = 'R', data = 'T', unknown = 'U';
+               header = 'L', mail = 'M', eoh = 'N', optneg = 'O', quit = 'Q', rcpt = 'R', data = 'T',
+               unknown = 'U';
 }
 namespace reply {
 constexpr char addrcpt = '+', delrcpt = '-', addrcpt_par = '2', shutdown = '4', accept = 'a', replbody = 'b',
@@ -33,11 +34,11 @@ constexpr char addrcpt = '+', delrcpt = '-', addrcpt_par = '2', shutdown = '4', 
 
 // Protocol steps (SMFIP_*).
 namespace proto {
-constexpr std::uint32_t noconnect = 0x1, nohelo = 0x2, nomail = 0x4, norcpt = 0x8, nobody = 0x10, nohdrs = 0x20,
-                        noeoh = 0x40, nr_hdr = 0x80, nounknown = 0x100, nodata = 0x200, skip = 0x400,
-                        rcpt_rej = 0x800, nr_conn = 0x1000, nr_helo = 0x2000, nr_mail = 0x4000, nr_rcpt = 0x8000,
-                        nr_data = 0x10000, nr_unkn = 0x20000, nr_eoh = 0x40000, nr_body = 0x80000,
-                        hdr_leadspc = 0x100000;
+constexpr std::uint32_t noconnect = 0x1, nohelo = 0x2, nomail = 0x4, norcpt = 0x8, nobody = 0x10,
+                        nohdrs = 0x20, noeoh = 0x40, nr_hdr = 0x80, nounknown = 0x100, nodata = 0x200,
+                        skip = 0x400, rcpt_rej = 0x800, nr_conn = 0x1000, nr_helo = 0x2000, nr_mail = 0x4000,
+                        nr_rcpt = 0x8000, nr_data = 0x10000, nr_unkn = 0x20000, nr_eoh = 0x40000,
+                        nr_body = 0x80000, hdr_leadspc = 0x100000;
 }
 
 // What Postfix 3.7 offers (seen on the wire).

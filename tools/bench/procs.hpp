@@ -12,7 +12,7 @@ namespace vigil::bench {
 
 // A child process; stopped (SIGTERM, then SIGKILL) when the object goes away.
 class Child {
-public:
+  public:
     Child() = default;
     // argv[0] is looked up in PATH when it has no slash. stdout and stderr go to `log` (appended);
     // with `cpu` set the command runs under `taskset -c CPU`.
@@ -31,7 +31,7 @@ public:
     static Child start_with_pipe(std::vector<std::string> argv, const std::string& log);
     const std::string& log() const { return log_; }
 
-private:
+  private:
     pid_t pid_ = -1;
     int out_fd_ = -1;
     int status_ = 0;

@@ -18,7 +18,9 @@ constexpr std::array<bool, 256> header_space = [] {
 }();
 }  // namespace
 
-std::string_view to_string(Canon c) { return c == Canon::simple ? "simple" : "relaxed"; }
+std::string_view to_string(Canon c) {
+    return c == Canon::simple ? "simple" : "relaxed";
+}
 
 std::string canon_header(Canon c, std::string_view name, std::string_view value) {
     std::string out;
@@ -130,12 +132,14 @@ void BodyHashes::Stream::take(std::string_view out) {
 }
 
 bool BodyHashes::register_need(Canon c, HashAlg alg, std::optional<std::uint64_t> length) {
-    auto it = std::find_if(streams_.begin(), streams_.end(), [&](const Stream& s) { return s.canon == c && s.alg == alg; });
+    auto it = std::find_if(streams_.begin(), streams_.end(),
+                           [&](const Stream& s) { return s.canon == c && s.alg == alg; });
     if (it == streams_.end()) {
         if (streams_.size() >= limits::max_body_hashers) return false;
         streams_.emplace_back(c, alg);
         it = streams_.end() - 1;
-        if (std::none_of(canons_.begin(), canons_.end(), [&](const Canonicalizer& k) { return k.canon == c; })) {
+        if (std::none_of(canons_.begin(), canons_.end(),
+                         [&](const Canonicalizer& k) { return k.canon == c; })) {
             if (canons_.empty()) canons_.reserve(2);  // simple and relaxed: never reallocated
             canons_.emplace_back(c);
         }
@@ -176,7 +180,8 @@ void BodyHashes::finish() {
     finished_ = true;
 }
 
-std::optional<std::string> BodyHashes::result(Canon c, HashAlg alg, std::optional<std::uint64_t> length) const {
+std::optional<std::string> BodyHashes::result(Canon c, HashAlg alg,
+                                              std::optional<std::uint64_t> length) const {
     for (const auto& s : streams_) {
         if (s.canon != c || s.alg != alg) continue;
         if (!length) return s.full;

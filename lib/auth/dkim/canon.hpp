@@ -29,7 +29,7 @@ void append_canon_header(std::string& out, Canon c, std::string_view name, std::
 // to `sink` in pieces. Memory is bounded by the output buffer whatever the input (long lines,
 // runs of blank lines or white space are counted, not stored).
 class BodyCanonicalizer {
-public:
+  public:
     explicit BodyCanonicalizer(Canon c) : canon_(c) {}
     template <class Sink>
     void feed(std::string_view chunk, Sink&& sink) {
@@ -82,10 +82,12 @@ public:
     // between two ordinary bytes is already canonical, so ordinary text goes out a line at a time.
     static std::size_t relaxed_run_end(const char* p, std::size_t j, std::size_t n);
 
-private:
+  private:
     static constexpr std::size_t buffer_size = 16 * 1024;
 
-    bool special(char ch) const { return ch == '\r' || (canon_ == Canon::relaxed && (ch == ' ' || ch == '\t')); }
+    bool special(char ch) const {
+        return ch == '\r' || (canon_ == Canon::relaxed && (ch == ' ' || ch == '\t'));
+    }
     template <class Sink>
     void flush(Sink& sink) {
         if (len_ > 0) {
@@ -152,7 +154,7 @@ private:
 // Body hashes for every signature of a message. register_need() before the first chunk; then
 // feed()/finish(); then result() per need.
 class BodyHashes {
-public:
+  public:
     // `length`: l= value, if any. Returns false when the caps on contexts or snapshots are reached.
     bool register_need(Canon c, HashAlg alg, std::optional<std::uint64_t> length);
     void feed(std::string_view chunk);
@@ -162,13 +164,13 @@ public:
     // Canonical body bytes seen so far for (c, alg) (for l= risk reporting).
     std::uint64_t canonical_length(Canon c) const;
 
-private:
+  private:
     struct Stream {
         Canon canon;
         HashAlg alg;
         Hasher hasher;
         std::uint64_t count = 0;
-        std::vector<std::uint64_t> lengths;           // l= targets, sorted
+        std::vector<std::uint64_t> lengths;          // l= targets, sorted
         std::map<std::uint64_t, std::string> snaps;  // l= target -> hash
         std::optional<std::string> full;
         Stream(Canon c, HashAlg a) : canon(c), alg(a), hasher(a) {}

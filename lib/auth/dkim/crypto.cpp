@@ -13,9 +13,15 @@
 
 namespace vigil::auth::dkim {
 
-void PkeyFree::operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-void MdCtxFree::operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-void PkeyCtxFree::operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+void PkeyFree::operator()(EVP_PKEY* p) const {
+    EVP_PKEY_free(p);
+}
+void MdCtxFree::operator()(EVP_MD_CTX* p) const {
+    EVP_MD_CTX_free(p);
+}
+void PkeyCtxFree::operator()(EVP_PKEY_CTX* p) const {
+    EVP_PKEY_CTX_free(p);
+}
 
 namespace {
 struct BioFree {
@@ -54,8 +60,12 @@ std::string bio_text(BIO* bio) {
 }
 }  // namespace
 
-std::string_view to_string(HashAlg h) { return h == HashAlg::sha1 ? "sha1" : "sha256"; }
-std::string_view to_string(KeyType k) { return k == KeyType::rsa ? "rsa" : "ed25519"; }
+std::string_view to_string(HashAlg h) {
+    return h == HashAlg::sha1 ? "sha1" : "sha256";
+}
+std::string_view to_string(KeyType k) {
+    return k == KeyType::rsa ? "rsa" : "ed25519";
+}
 
 std::optional<std::string> base64_decode(std::string_view text) {
     // Written into a buffer sized up front: appending byte by byte cost more than decoding.
@@ -106,8 +116,9 @@ std::optional<std::string> base64_decode(std::string_view text) {
 
 std::string base64_encode(std::string_view bytes) {
     std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    int n =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                        reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
     out.resize(static_cast<std::size_t>(n));
     return out;
 }
@@ -171,7 +182,9 @@ PublicKeyResult parse_public_key(KeyType type, std::string_view der) {
     return r;
 }
 
-unsigned key_bits(const EVP_PKEY* key) { return static_cast<unsigned>(EVP_PKEY_get_bits(key)); }
+unsigned key_bits(const EVP_PKEY* key) {
+    return static_cast<unsigned>(EVP_PKEY_get_bits(key));
+}
 
 bool key_is(const EVP_PKEY* key, KeyType type) {
     int id = EVP_PKEY_get_base_id(key);
@@ -198,7 +211,8 @@ bool verify_hash(EVP_PKEY* key, KeyType type, HashAlg alg, std::string_view hash
 
 PkeyCtxPtr prepare_rsa_verify(EVP_PKEY* key, HashAlg alg) {
     PkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr));
-    if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
+    if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
         EVP_PKEY_CTX_set_signature_md(ctx.get(), md_of(alg)) != 1) {
         return nullptr;
     }
@@ -227,7 +241,8 @@ std::optional<std::string> sign_hash(EVP_PKEY* key, KeyType type, HashAlg alg, s
         return out;
     }
     PkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr));
-    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
         EVP_PKEY_CTX_set_signature_md(ctx.get(), md_of(alg)) != 1) {
         return std::nullopt;
     }
@@ -286,7 +301,8 @@ std::string public_key_b64(EVP_PKEY* key, KeyType type) {
     unsigned char* der = nullptr;
     int len = i2d_PUBKEY(key, &der);
     if (len <= 0) return {};
-    std::string out = base64_encode(std::string_view(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len)));
+    std::string out =
+        base64_encode(std::string_view(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len)));
     OPENSSL_free(der);
     return out;
 }

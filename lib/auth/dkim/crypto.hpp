@@ -36,7 +36,7 @@ std::string base64_encode(std::string_view bytes);
 
 // A streaming hash. Copyable by snapshot().
 class Hasher {
-public:
+  public:
     explicit Hasher(HashAlg alg);
     void update(std::string_view data);
     // Copies the running state into a fresh context and finishes that copy; this one goes on.
@@ -44,7 +44,7 @@ public:
     std::string final();
     HashAlg alg() const { return alg_; }
 
-private:
+  private:
     HashAlg alg_;
     MdCtxPtr ctx_;
 };

@@ -17,7 +17,6 @@ namespace vigil::auth::dkim {
 
 namespace {
 
-
 std::optional<Canon> canon_of(std::string_view v) {
     if (v == "simple") return Canon::simple;
     if (v == "relaxed") return Canon::relaxed;
@@ -27,7 +26,7 @@ std::optional<Canon> canon_of(std::string_view v) {
 }  // namespace
 
 class DkimCheck::State final : public policy::CheckState {
-public:
+  public:
     bool begun = false;
     bool outbound = false;
     std::optional<Verifier> verifier;
@@ -48,7 +47,8 @@ std::string from_domain(std::string_view from_value) {
     auto at = addr.rfind('@');
     if (at == std::string_view::npos) return {};
     auto dom = addr.substr(at + 1);
-    while (!dom.empty() && (dom.back() == ' ' || dom.back() == '>' || dom.back() == '\t')) dom.remove_suffix(1);
+    while (!dom.empty() && (dom.back() == ' ' || dom.back() == '>' || dom.back() == '\t'))
+        dom.remove_suffix(1);
     std::string out = core::to_lower(dom);
     return valid_domain(out) ? out : std::string();
 }
@@ -59,7 +59,8 @@ std::string load_signing_key(const std::string& path, SigningKey& into) {
     if (!S_ISREG(st.st_mode)) return "key file " + path + " is not a regular file";
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
         return "key file " + path + " is readable by group or others (chmod 600 it)";
-    if (st.st_size > static_cast<off_t>(limits::max_private_key_file)) return "key file " + path + " is too large";
+    if (st.st_size > static_cast<off_t>(limits::max_private_key_file))
+        return "key file " + path + " is too large";
     std::ifstream f(path, std::ios::binary);
     if (!f) return "cannot open key file " + path;
     std::stringstream ss;
@@ -78,8 +79,8 @@ std::unique_ptr<policy::Check> DkimCheck::make(policy::Section& s) {
     o.verify_options.max_signatures = static_cast<std::size_t>(
         s.get_int("max_signatures", limits::default_verified_signatures, 1, limits::max_signature_fields));
     o.verify_options.allow_sha1 = s.get_bool("allow_sha1", false);
-    o.verify_options.min_rsa_bits =
-        static_cast<unsigned>(s.get_int("min_rsa_bits", limits::default_min_rsa_bits, 512, limits::max_rsa_bits));
+    o.verify_options.min_rsa_bits = static_cast<unsigned>(
+        s.get_int("min_rsa_bits", limits::default_min_rsa_bits, 512, limits::max_rsa_bits));
     o.verify_options.clock_skew = s.get_int("clock_skew", limits::default_clock_skew, 0, 86400);
     for (auto& d : s.get_strings("trusted_signers", {})) o.trusted_signers.push_back(core::to_lower(d));
 
@@ -90,8 +91,10 @@ std::unique_ptr<policy::Check> DkimCheck::make(policy::Section& s) {
     o.sign_params.header_canon = *canon_of(canon.substr(0, slash));
     o.sign_params.body_canon = *canon_of(canon.substr(slash + 1));
     o.sign_params.headers.clear();
-    for (auto& h : s.get_strings("sign_headers", default_signed_headers())) o.sign_params.headers.push_back(core::to_lower(h));
-    if (std::find(o.sign_params.headers.begin(), o.sign_params.headers.end(), "from") == o.sign_params.headers.end())
+    for (auto& h : s.get_strings("sign_headers", default_signed_headers()))
+        o.sign_params.headers.push_back(core::to_lower(h));
+    if (std::find(o.sign_params.headers.begin(), o.sign_params.headers.end(), "from") ==
+        o.sign_params.headers.end())
         s.error("sign_headers", "must include From (RFC 6376 §5.4)");
     o.sign_params.oversign.clear();
     for (auto& h : s.get_strings("oversign_headers", default_oversigned_headers()))
@@ -122,7 +125,8 @@ std::unique_ptr<policy::Check> DkimCheck::make(policy::Section& s) {
         std::string_view f = rule.from;
         if (f.starts_with("*.")) f.remove_prefix(2);
         if (!valid_domain(f)) r.error("from", "must be a domain or *.domain");
-        if (!valid_domain(rule.domain)) r.error("domain", "must be a signing domain with [[checks.dkim.key]] entries");
+        if (!valid_domain(rule.domain))
+            r.error("domain", "must be a signing domain with [[checks.dkim.key]] entries");
         o.rules.push_back(std::move(rule));
         r.finish();
     }
@@ -133,11 +137,19 @@ std::vector<core::SymbolDef> DkimCheck::symbols() const {
     return {
         {"DKIM_ALLOW", "A DKIM signature verified (dkim=pass)", -0.20},
         {"DKIM_REJECT", "A DKIM signature failed: bad signature or body hash (dkim=fail)", 1.00},
-        {"DKIM_PERMERROR", "A DKIM signature could not be verified: syntax, missing or revoked key, key mismatch (dkim=permerror)", 0.00},
+        {"DKIM_PERMERROR",
+         "A DKIM signature could not be verified: syntax, missing or revoked key, key mismatch "
+         "(dkim=permerror)",
+         0.00},
         {"DKIM_TEMPERROR", "A DKIM key lookup failed temporarily (dkim=temperror)", 0.00},
-        {"DKIM_POLICY", "A DKIM signature was refused by local policy: rsa-sha1, short RSA key (dkim=policy)", 0.00},
-        {"DKIM_NEUTRAL", "A DKIM signature was not verified (over max_signatures) or failed under a testing key, t=y (dkim=neutral)", 0.00},
-        {"DKIM_LENGTH", "A passing DKIM signature covers only part of the body (l=); content may have been appended", 0.50},
+        {"DKIM_POLICY", "A DKIM signature was refused by local policy: rsa-sha1, short RSA key (dkim=policy)",
+         0.00},
+        {"DKIM_NEUTRAL",
+         "A DKIM signature was not verified (over max_signatures) or failed under a testing key, t=y "
+         "(dkim=neutral)",
+         0.00},
+        {"DKIM_LENGTH",
+         "A passing DKIM signature covers only part of the body (l=); content may have been appended", 0.50},
         {"DKIM_TRUSTED", "A passing DKIM signature is from a signer on [checks.dkim] trusted_signers", -1.00},
         {"DKIM_NONE", "The message has no DKIM signature (dkim=none)", 0.00},
         {"DKIM_SIGNED", "Outbound: the message was DKIM-signed (informational)", 0.00},
@@ -182,17 +194,20 @@ DkimCheck::State& DkimCheck::state(policy::Context& ctx) const {
         if (st->outbound) {
             if (options_.sign) {
                 const auto* from = ctx.message().find("From");
-                auto keys = from ? keys_for(from_domain(from->value)) : std::vector<std::shared_ptr<const SigningKey>>{};
+                auto keys = from ? keys_for(from_domain(from->value))
+                                 : std::vector<std::shared_ptr<const SigningKey>>{};
                 if (!keys.empty()) {
                     auto params = options_.sign_params;
-                    params.timestamp = std::chrono::duration_cast<std::chrono::seconds>(
-                                           ctx.clock().now().time_since_epoch()).count();
+                    params.timestamp =
+                        std::chrono::duration_cast<std::chrono::seconds>(ctx.clock().now().time_since_epoch())
+                            .count();
                     st->signer.emplace(std::move(keys), std::move(params));
                 }
             }
         } else if (options_.verify) {
             st->verifier.emplace(options_.verify_options);
-            auto now = std::chrono::duration_cast<std::chrono::seconds>(ctx.clock().now().time_since_epoch()).count();
+            auto now = std::chrono::duration_cast<std::chrono::seconds>(ctx.clock().now().time_since_epoch())
+                           .count();
             st->verifier->begin(st->refs, now);
         }
     }
@@ -220,8 +235,9 @@ void DkimCheck::run(policy::Context& ctx) const {
         // Fields past the cap were passed to the MTA but not kept here: a signature over the ones
         // we saw would pick the wrong instances of repeated fields and fail at every receiver.
         if (ctx.message().headers_truncated()) {
-            ctx.add_symbol(*this, "DKIM_SIGN_ERROR", 1.0,
-                           {fmt::format("more than {} header fields; not signed", core::limits::max_header_fields)});
+            ctx.add_symbol(
+                *this, "DKIM_SIGN_ERROR", 1.0,
+                {fmt::format("more than {} header fields; not signed", core::limits::max_header_fields)});
             ctx.warn(fmt::format("DKIM: outbound message with more than {} header fields was not signed",
                                  core::limits::max_header_fields));
             return;
@@ -239,13 +255,15 @@ void DkimCheck::run(policy::Context& ctx) const {
     if (!st.verifier) return;
     if (!st.fetcher) st.fetcher.emplace(ctx.resolver(), ctx.cache());
     auto deadline = ctx.deadline();
-    auto results = st.verifier->finish(st.refs, [&](const std::string& name) { return st.fetcher->get(name, deadline); });
+    auto results = st.verifier->finish(
+        st.refs, [&](const std::string& name) { return st.fetcher->get(name, deadline); });
     if (ctx.message().headers_truncated()) {
         // The fields a signature covers may lie past the cap (bottom-up selection of repeated
         // fields): neither a pass nor a fail computed on the part we kept can be trusted.
         for (auto& r : results) {
             r.result = Result::neutral;
-            r.detail = fmt::format("not verified: more than {} header fields", core::limits::max_header_fields);
+            r.detail =
+                fmt::format("not verified: more than {} header fields", core::limits::max_header_fields);
         }
     }
     const bool reports = ctx.wants_reports();  // only `vigil check` shows them
@@ -253,8 +271,9 @@ void DkimCheck::run(policy::Context& ctx) const {
     auto& facts = ctx.facts();
     facts.dkim_evaluated = true;
     for (const auto& r : results) {
-        facts.dkim.push_back(policy::DkimFact{std::string(to_string(r.result)), core::to_lower(r.domain), r.selector,
-                                              r.algorithm, r.b_prefix, r.dnssec == dns::Dnssec::secure});
+        facts.dkim.push_back(policy::DkimFact{std::string(to_string(r.result)), core::to_lower(r.domain),
+                                              r.selector, r.algorithm, r.b_prefix,
+                                              r.dnssec == dns::Dnssec::secure});
     }
     if (results.empty()) {
         ctx.add_symbol(*this, "DKIM_NONE");

@@ -31,7 +31,7 @@ struct DkimOptions {
 std::string from_domain(std::string_view from_value);
 
 class DkimCheck final : public policy::Check {
-public:
+  public:
     explicit DkimCheck(DkimOptions options) : options_(std::move(options)) {}
     static std::unique_ptr<policy::Check> make(policy::Section& options);
 
@@ -48,7 +48,7 @@ public:
     std::vector<std::shared_ptr<const SigningKey>> keys_for(std::string_view from_domain) const;
     const DkimOptions& options() const { return options_; }
 
-private:
+  private:
     class State;
     State& state(policy::Context& ctx) const;
     DkimOptions options_;

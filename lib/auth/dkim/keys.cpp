@@ -34,7 +34,8 @@ KeyOutcome key_from_answer(const dns::Answer& answer) {
     KeyOutcome out;
     out.dnssec = answer.dnssec;
     switch (answer.status) {
-        case dns::Status::answer: break;
+        case dns::Status::answer:
+            break;
         case dns::Status::nxdomain:
         case dns::Status::nodata:
             out.status = Result::permerror;
@@ -74,8 +75,8 @@ KeyOutcome key_from_answer(const dns::Answer& answer) {
         }
         key->pkey = std::shared_ptr<EVP_PKEY>(pk.key.release(), PkeyFree{});
         if (key->record.type == KeyType::rsa) {
-            key->rsa_sha256 = std::shared_ptr<EVP_PKEY_CTX>(prepare_rsa_verify(key->pkey.get(), HashAlg::sha256).release(),
-                                                            PkeyCtxFree{});
+            key->rsa_sha256 = std::shared_ptr<EVP_PKEY_CTX>(
+                prepare_rsa_verify(key->pkey.get(), HashAlg::sha256).release(), PkeyCtxFree{});
         }
     }
     key->record.public_key.clear();
@@ -106,8 +107,8 @@ KeyOutcome KeyFetcher::get(const std::string& name, std::chrono::steady_clock::t
     auto answer = pending_.at(name).wait_until(deadline);
     auto outcome = key_from_answer(answer);
     if (cache_ && outcome.status != Result::temperror) {
-        cache_->put_parsed(name, dns::RrType::txt, cache_tag, std::make_shared<const CachedKey>(CachedKey{outcome}),
-                           answer.ttl);
+        cache_->put_parsed(name, dns::RrType::txt, cache_tag,
+                           std::make_shared<const CachedKey>(CachedKey{outcome}), answer.ttl);
     }
     done_[name] = outcome;
     return outcome;

@@ -18,8 +18,8 @@ class CachingResolver;
 namespace vigil::auth::dkim {
 
 struct DkimKey {
-    KeyRecord record;  // p= bytes dropped once parsed
-    std::shared_ptr<EVP_PKEY> pkey;  // null when revoked
+    KeyRecord record;                          // p= bytes dropped once parsed
+    std::shared_ptr<EVP_PKEY> pkey;            // null when revoked
     std::shared_ptr<EVP_PKEY_CTX> rsa_sha256;  // prepared verification context (RSA keys), or null
 };
 
@@ -43,12 +43,12 @@ KeyOutcome key_from_answer(const dns::Answer& answer);
 // Lookups for one message: start() them all first, then get() each with the stage deadline.
 // Parsed keys come from, and go to, `cache` when there is one.
 class KeyFetcher {
-public:
+  public:
     KeyFetcher(dns::Resolver& resolver, dns::CachingResolver* cache) : resolver_(&resolver), cache_(cache) {}
     void start(const std::string& name);
     KeyOutcome get(const std::string& name, std::chrono::steady_clock::time_point deadline);
 
-private:
+  private:
     dns::Resolver* resolver_;
     dns::CachingResolver* cache_;
     std::map<std::string, dns::Pending> pending_;

@@ -20,8 +20,13 @@ void append_folded(std::string& out, std::size_t& col, std::string_view text) {
 }  // namespace
 
 std::vector<std::string> default_signed_headers() {
-    return {"from", "reply-to", "subject", "date", "to", "cc", "message-id", "mime-version", "content-type",
-            "content-transfer-encoding", "in-reply-to", "references", "list-id", "list-unsubscribe"};
+    return {"from",         "reply-to",
+            "subject",      "date",
+            "to",           "cc",
+            "message-id",   "mime-version",
+            "content-type", "content-transfer-encoding",
+            "in-reply-to",  "references",
+            "list-id",      "list-unsubscribe"};
 }
 
 std::vector<std::string> default_oversigned_headers() {
@@ -37,7 +42,8 @@ std::optional<std::string> compute_b(const SigningKey& key, HashAlg alg, Canon h
                                      const std::vector<HeaderRef>& headers,
                                      const std::vector<std::string>& signed_names, std::string_view sig_value,
                                      std::size_t b_begin, std::size_t b_end) {
-    auto data = header_hash_input(headers, header_canon, signed_names, "DKIM-Signature", sig_value, b_begin, b_end);
+    auto data =
+        header_hash_input(headers, header_canon, signed_names, "DKIM-Signature", sig_value, b_begin, b_end);
     auto sig = sign_hash(key.key.get(), key.type, alg, digest(alg, data));
     if (!sig) return std::nullopt;
     return base64_encode(*sig);
@@ -46,7 +52,8 @@ std::optional<std::string> compute_b(const SigningKey& key, HashAlg alg, Canon h
 Signer::Output Signer::finish(const std::vector<HeaderRef>& headers) {
     Output out;
     hashes_.finish();
-    bool has_from = std::any_of(headers.begin(), headers.end(), [](const HeaderRef& h) { return core::iequals(h.name, "from"); });
+    bool has_from = std::any_of(headers.begin(), headers.end(),
+                                [](const HeaderRef& h) { return core::iequals(h.name, "from"); });
     if (!has_from) {
         out.error = "message has no From field; not signed";
         return out;
@@ -54,15 +61,16 @@ Signer::Output Signer::finish(const std::vector<HeaderRef>& headers) {
     // h=: each configured name once per instance present, plus once more when oversigned.
     std::vector<std::string> names;
     for (const auto& n : params_.headers) {
-        auto count = static_cast<std::size_t>(
-            std::count_if(headers.begin(), headers.end(), [&](const HeaderRef& h) { return core::iequals(h.name, n); }));
+        auto count = static_cast<std::size_t>(std::count_if(
+            headers.begin(), headers.end(), [&](const HeaderRef& h) { return core::iequals(h.name, n); }));
         bool over = std::find(params_.oversign.begin(), params_.oversign.end(), n) != params_.oversign.end();
         for (std::size_t i = 0; i < count + (over ? 1 : 0); ++i) names.push_back(n);
     }
     for (const auto& n : params_.oversign) {
         if (std::find(params_.headers.begin(), params_.headers.end(), n) == params_.headers.end()) {
             auto count = static_cast<std::size_t>(
-                std::count_if(headers.begin(), headers.end(), [&](const HeaderRef& h) { return core::iequals(h.name, n); }));
+                std::count_if(headers.begin(), headers.end(),
+                              [&](const HeaderRef& h) { return core::iequals(h.name, n); }));
             for (std::size_t i = 0; i < count + 1; ++i) names.push_back(n);
         }
     }
@@ -72,14 +80,16 @@ Signer::Output Signer::finish(const std::vector<HeaderRef>& headers) {
         std::size_t col = 16;  // "DKIM-Signature:" + space
         append_folded(v, col, " v=1;");
         append_folded(v, col, key->type == KeyType::rsa ? " a=rsa-sha256;" : " a=ed25519-sha256;");
-        append_folded(v, col, " c=" + std::string(to_string(params_.header_canon)) + "/" +
-                                  std::string(to_string(params_.body_canon)) + ";");
+        append_folded(v, col,
+                      " c=" + std::string(to_string(params_.header_canon)) + "/" +
+                          std::string(to_string(params_.body_canon)) + ";");
         append_folded(v, col, " d=" + key->domain + ";");
         append_folded(v, col, " s=" + key->selector + ";");
         if (params_.timestamp) {
             append_folded(v, col, " t=" + std::to_string(*params_.timestamp) + ";");
             if (params_.expire_after)
-                append_folded(v, col, " x=" + std::to_string(*params_.timestamp + *params_.expire_after) + ";");
+                append_folded(v, col,
+                              " x=" + std::to_string(*params_.timestamp + *params_.expire_after) + ";");
         }
         for (std::size_t i = 0; i < names.size(); ++i) {
             std::string piece = (i == 0 ? " h=" : "") + names[i] + (i + 1 == names.size() ? ";" : ":");

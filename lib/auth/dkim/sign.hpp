@@ -28,15 +28,15 @@ std::vector<std::string> default_oversigned_headers();
 struct SignParams {
     Canon header_canon = Canon::relaxed;
     Canon body_canon = Canon::relaxed;
-    std::vector<std::string> headers = default_signed_headers();      // lowercase
+    std::vector<std::string> headers = default_signed_headers();       // lowercase
     std::vector<std::string> oversign = default_oversigned_headers();  // lowercase
-    std::optional<std::int64_t> timestamp;  // t=
-    std::optional<std::int64_t> expire_after;  // x= = t= + this (seconds)
+    std::optional<std::int64_t> timestamp;                             // t=
+    std::optional<std::int64_t> expire_after;                          // x= = t= + this (seconds)
 };
 
 // Signs one message with one or more keys. begin() ... body()* ... finish().
 class Signer {
-public:
+  public:
     Signer(std::vector<std::shared_ptr<const SigningKey>> keys, SignParams params);
     void body(std::string_view chunk) { hashes_.feed(chunk); }
     // The DKIM-Signature values (each starting with a space, folded with CRLF TAB), one per key, in
@@ -47,7 +47,7 @@ public:
     };
     Output finish(const std::vector<HeaderRef>& headers);
 
-private:
+  private:
     std::vector<std::shared_ptr<const SigningKey>> keys_;
     SignParams params_;
     BodyHashes hashes_;

@@ -12,8 +12,6 @@ namespace vigil::auth::dkim {
 
 namespace {
 
-
-
 // Digits only, at most 12 of them in t=/x=/l= (RFC 6376: 12-digit cap for l=, t=, x=... we take the
 // first 12 as the RFC allows ignoring more; longer is a permerror here: bounded, simpler).
 std::optional<std::uint64_t> parse_number(std::string_view v, std::size_t max_digits = 18) {
@@ -62,13 +60,20 @@ std::string printable(std::string_view s, std::size_t max = 64) {
 
 std::string_view to_string(Result r) {
     switch (r) {
-        case Result::none: return "none";
-        case Result::pass: return "pass";
-        case Result::fail: return "fail";
-        case Result::neutral: return "neutral";
-        case Result::policy: return "policy";
-        case Result::permerror: return "permerror";
-        case Result::temperror: return "temperror";
+        case Result::none:
+            return "none";
+        case Result::pass:
+            return "pass";
+        case Result::fail:
+            return "fail";
+        case Result::neutral:
+            return "neutral";
+        case Result::policy:
+            return "policy";
+        case Result::permerror:
+            return "permerror";
+        case Result::temperror:
+            return "temperror";
     }
     return "none";
 }
@@ -80,7 +85,8 @@ bool valid_domain(std::string_view d) {
     return each_piece(d, '.', [](std::string_view label) {
         if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
         for (char c : label) {
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_';
             if (!ok) return false;
         }
         return true;
@@ -112,7 +118,8 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
     for (auto req : {"v", "a", "b", "bh", "d", "h", "s"}) {
         if (!tags.find(req)) return fail(std::string("missing required tag ") + req + "=");
     }
-    if (tags.find("v")->value != "1") return fail("unsupported version v=" + printable(tags.find("v")->value, 16));
+    if (tags.find("v")->value != "1")
+        return fail("unsupported version v=" + printable(tags.find("v")->value, 16));
 
     s.algorithm = core::to_lower(tags.find("a")->value);
     if (s.algorithm == "rsa-sha256") {
@@ -185,7 +192,8 @@ SignatureParse parse_signature(std::string_view value, const SignaturePolicy& po
     s.b_end = b->raw_end;
     auto bh = base64_decode(tags.find("bh")->value);
     if (!bh || bh->empty()) return fail("bh= is not valid base64");
-    if (bh->size() != (s.hash == HashAlg::sha1 ? 20u : 32u)) return fail("bh= has the wrong length for a=" + s.algorithm);
+    if (bh->size() != (s.hash == HashAlg::sha1 ? 20u : 32u))
+        return fail("bh= has the wrong length for a=" + s.algorithm);
     s.body_hash = std::move(*bh);
 
     if (const auto* i = tags.find("i")) {

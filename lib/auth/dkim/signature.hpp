@@ -21,14 +21,14 @@ struct Signature {
     HashAlg hash = HashAlg::sha256;
     Canon header_canon = Canon::simple;
     Canon body_canon = Canon::simple;
-    std::string domain;    // d=, lowercase
-    std::string selector;  // s=, lowercase
-    std::string identity;  // i= (default "@" + d=)
+    std::string domain;                       // d=, lowercase
+    std::string selector;                     // s=, lowercase
+    std::string identity;                     // i= (default "@" + d=)
     std::vector<std::string> signed_headers;  // h=, lowercase, in order
-    std::string body_hash;  // bh= decoded
-    std::string sig;        // b= decoded
-    std::string b_text;     // b= with FWS removed (header.b is its first 8 characters)
-    std::optional<std::uint64_t> length;  // l=
+    std::string body_hash;                    // bh= decoded
+    std::string sig;                          // b= decoded
+    std::string b_text;                       // b= with FWS removed (header.b is its first 8 characters)
+    std::optional<std::uint64_t> length;      // l=
     std::optional<std::int64_t> timestamp, expiry;  // t=, x=
     // Offsets of the b= value in the field value (to blank it for hashing).
     std::size_t b_begin = 0, b_end = 0;

@@ -7,12 +7,20 @@
 
 namespace vigil::auth::dkim {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
+bool is_fws(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 namespace {
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 // 1 for a byte that may not appear in a value: neither VALCHAR (%x21-3A / %x3C-7E) nor FWS.
 constexpr std::array<unsigned char, 256> not_in_value = [] {
     std::array<unsigned char, 256> t{};
@@ -92,7 +100,8 @@ TagList parse_tag_list(std::string_view text) {
         const void* semi = std::memchr(text.data() + i, ';', n - i);
         i = semi ? static_cast<std::size_t>(static_cast<const char*>(semi) - text.data()) : n;
         unsigned bad = 0;
-        for (std::size_t k = value_begin; k < i; ++k) bad |= not_in_value[static_cast<unsigned char>(text[k])];
+        for (std::size_t k = value_begin; k < i; ++k)
+            bad |= not_in_value[static_cast<unsigned char>(text[k])];
         if (bad != 0) {
             out.error = "invalid byte in value of tag '" + std::string(name.substr(0, 32)) + "'";
             return out;

@@ -10,7 +10,6 @@ namespace vigil::auth::dkim {
 
 namespace {
 
-
 SignatureResult base_result(const SignatureParse& p) {
     SignatureResult r;
     r.domain = p.domain;
@@ -117,16 +116,18 @@ std::vector<SignatureResult> Verifier::finish(const std::vector<HeaderRef>& head
         if (rec.revoked) {
             set(Result::permerror, "key revoked (empty p=)");
         } else if (rec.type != s.key_type) {
-            set(Result::permerror, "key type k=" + std::string(to_string(rec.type)) + " does not match a=" + s.algorithm);
-        } else if (!rec.hashes.empty() &&
-                   std::find(rec.hashes.begin(), rec.hashes.end(), std::string(to_string(s.hash))) == rec.hashes.end()) {
+            set(Result::permerror,
+                "key type k=" + std::string(to_string(rec.type)) + " does not match a=" + s.algorithm);
+        } else if (!rec.hashes.empty() && std::find(rec.hashes.begin(), rec.hashes.end(),
+                                                    std::string(to_string(s.hash))) == rec.hashes.end()) {
             set(Result::permerror, "key h= does not allow " + std::string(to_string(s.hash)));
         } else if (rec.strict && !core::iequals(ident_domain, s.domain)) {
             set(Result::permerror, "key t=s requires i= domain to equal d=");
         } else if (s.key_type == KeyType::rsa && key_bits(key->pkey.get()) > limits::max_rsa_bits) {
             set(Result::permerror, "RSA key larger than " + std::to_string(limits::max_rsa_bits) + " bits");
         } else if (s.key_type == KeyType::rsa && key_bits(key->pkey.get()) < options_.min_rsa_bits) {
-            set(Result::policy, "RSA key of " + std::to_string(key_bits(key->pkey.get())) + " bits refused (RFC 8301)");
+            set(Result::policy,
+                "RSA key of " + std::to_string(key_bits(key->pkey.get())) + " bits refused (RFC 8301)");
         } else {
             auto bh = hashes_.result(s.body_canon, s.hash, s.length);
             if (!bh) {
@@ -134,8 +135,9 @@ std::vector<SignatureResult> Verifier::finish(const std::vector<HeaderRef>& head
             } else if (*bh != s.body_hash) {
                 set(Result::fail, "body hash did not verify");
             } else {
-                auto data = header_hash_input(headers, s.header_canon, s.signed_headers, headers[e.field].name,
-                                              headers[e.field].value, s.b_begin, s.b_end);
+                auto data =
+                    header_hash_input(headers, s.header_canon, s.signed_headers, headers[e.field].name,
+                                      headers[e.field].value, s.b_begin, s.b_end);
                 auto hash = digest(s.hash, data);
                 if (s.key_type == KeyType::rsa &&
                     s.sig.size() != static_cast<std::size_t>((key_bits(key->pkey.get()) + 7) / 8)) {
@@ -177,9 +179,10 @@ std::string auth_result_text(const SignatureResult& r) {
 }
 
 std::string json_of(const SignatureResult& r) {
-    return "{\"result\":\"" + std::string(to_string(r.result)) + "\",\"domain\":\"" + core::json_escape(r.domain) +
-           "\",\"selector\":\"" + core::json_escape(r.selector) + "\",\"algorithm\":\"" +
-           core::json_escape(r.algorithm) + "\",\"detail\":\"" + core::json_escape(r.detail) + "\"}";
+    return "{\"result\":\"" + std::string(to_string(r.result)) + "\",\"domain\":\"" +
+           core::json_escape(r.domain) + "\",\"selector\":\"" + core::json_escape(r.selector) +
+           "\",\"algorithm\":\"" + core::json_escape(r.algorithm) + "\",\"detail\":\"" +
+           core::json_escape(r.detail) + "\"}";
 }
 
 }  // namespace vigil::auth::dkim

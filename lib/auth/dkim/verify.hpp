@@ -25,15 +25,15 @@ struct VerifyOptions {
 struct SignatureResult {
     Result result = Result::none;
     std::string domain, selector, algorithm, identity;
-    std::string b_prefix;  // header.b: the first 8 characters of b=
-    std::string detail;    // why, for people (printable)
-    bool length_used = false;  // l= present (and the result depended on it)
-    bool testing = false;      // key record t=y
+    std::string b_prefix;                         // header.b: the first 8 characters of b=
+    std::string detail;                           // why, for people (printable)
+    bool length_used = false;                     // l= present (and the result depended on it)
+    bool testing = false;                         // key record t=y
     dns::Dnssec dnssec = dns::Dnssec::unchecked;  // of the key record's answer
 };
 
 class Verifier {
-public:
+  public:
     explicit Verifier(VerifyOptions options = {}) : options_(options) {}
     // Parses every DKIM-Signature field (up to limits::max_signature_fields) and prepares the body
     // hashes they need. `now`: seconds since the epoch, for t= and x=.
@@ -46,11 +46,11 @@ public:
                                         const std::function<KeyOutcome(const std::string&)>& key_for);
     std::size_t signature_count() const { return sigs_.size(); }
 
-private:
+  private:
     struct Entry {
         SignatureParse parse;
-        std::size_t field = 0;  // index in headers
-        bool verify = false;    // within max_signatures and parsed
+        std::size_t field = 0;                 // index in headers
+        bool verify = false;                   // within max_signatures and parsed
         std::optional<SignatureResult> early;  // decided before any key
     };
     VerifyOptions options_;

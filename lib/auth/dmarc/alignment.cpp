@@ -11,7 +11,8 @@ AuthorDomain author_domain(const PublicSuffixList& psl, std::string_view raw) {
     return a;
 }
 
-bool aligned(const AuthorDomain& author, std::string_view other, AlignMode mode, const PublicSuffixList& psl) {
+bool aligned(const AuthorDomain& author, std::string_view other, AlignMode mode,
+             const PublicSuffixList& psl) {
     if (author.name.empty()) return false;
     auto n = normalize_domain(other);
     if (!n.ok()) return false;
@@ -22,7 +23,8 @@ bool aligned(const AuthorDomain& author, std::string_view other, AlignMode mode,
     // neither author.org nor under it cannot align: no need to ask the list (the costly part).
     const auto& org = author.org;
     if (org.empty()) return false;
-    bool under = n.name.size() > org.size() && n.name.compare(n.name.size() - org.size(), org.size(), org) == 0 &&
+    bool under = n.name.size() > org.size() &&
+                 n.name.compare(n.name.size() - org.size(), org.size(), org) == 0 &&
                  n.name[n.name.size() - org.size() - 1] == '.';
     if (n.name != org && !under) return false;
     return psl.organizational_domain(n.name) == org;

@@ -101,7 +101,8 @@ Discovery examine(const std::optional<dns::Pending>& pending, std::string_view d
 std::optional<bool> non_existent(dns::Resolver& resolver, const std::string& domain,
                                  std::chrono::steady_clock::time_point deadline) {
     std::vector<dns::Pending> p;
-    for (auto t : {dns::RrType::a, dns::RrType::aaaa, dns::RrType::mx}) p.push_back(resolver.lookup(domain, t));
+    for (auto t : {dns::RrType::a, dns::RrType::aaaa, dns::RrType::mx})
+        p.push_back(resolver.lookup(domain, t));
     bool unknown = false;
     for (auto& one : p) {
         auto a = one.wait_until(deadline);
@@ -192,7 +193,9 @@ Sampler random_sampler() {
 std::unique_ptr<policy::Check> DmarcCheck::make(policy::Section& s) {
     DmarcOptions o;
     auto rej = s.get_choice("on_reject", "reject", {"reject", "quarantine", "score"});
-    o.on_reject = rej == "reject" ? OnReject::reject : rej == "quarantine" ? OnReject::quarantine : OnReject::score;
+    o.on_reject = rej == "reject"       ? OnReject::reject
+                  : rej == "quarantine" ? OnReject::quarantine
+                                        : OnReject::score;
     auto quar = s.get_choice("on_quarantine", "quarantine", {"quarantine", "junk", "score"});
     o.on_quarantine = quar == "quarantine" ? OnQuarantine::quarantine
                       : quar == "junk"     ? OnQuarantine::junk
@@ -223,18 +226,22 @@ std::vector<core::SymbolDef> DmarcCheck::symbols() const {
     return {
         {"DMARC_POLICY_ALLOW", "DMARC: an aligned SPF or DKIM pass for the From domain (dmarc=pass)", -0.5},
         {"DMARC_POLICY_REJECT",
-         "DMARC: fail, and the From domain's policy is reject (forces [checks.dmarc] on_reject, default 550 5.7.26)",
+         "DMARC: fail, and the From domain's policy is reject (forces [checks.dmarc] on_reject, default 550 "
+         "5.7.26)",
          5.0},
         {"DMARC_POLICY_QUARANTINE",
-         "DMARC: fail, and the From domain's policy is quarantine (forces [checks.dmarc] on_quarantine)", 3.0},
+         "DMARC: fail, and the From domain's policy is quarantine (forces [checks.dmarc] on_quarantine)",
+         3.0},
         {"DMARC_POLICY_NONE", "DMARC: fail, but the From domain's policy is none (monitoring only)", 0.5},
         {"DMARC_NA", "DMARC: the From domain publishes no DMARC record, or several (dmarc=none)", 0.0},
         {"DMARC_TEMPERROR",
-         "DMARC: a DNS timeout or SERVFAIL for the policy record, or an aligned SPF/DKIM temperror (dmarc=temperror); "
+         "DMARC: a DNS timeout or SERVFAIL for the policy record, or an aligned SPF/DKIM temperror "
+         "(dmarc=temperror); "
          "never a finding",
          0.0},
-        {"DMARC_PERMERROR", "DMARC: the From domain's DMARC record is invalid: no valid p= and no valid rua= "
-                            "(dmarc=permerror)",
+        {"DMARC_PERMERROR",
+         "DMARC: the From domain's DMARC record is invalid: no valid p= and no valid rua= "
+         "(dmarc=permerror)",
          0.0},
         {"DMARC_BAD_FROM",
          "DMARC: no single From domain: no From field, several, several addresses, no domain, unparsable "
@@ -248,7 +255,8 @@ void DmarcCheck::start(policy::Context& ctx) const {
     auto st = std::make_unique<DmarcState>();
     std::vector<std::string_view> values;
     for (const auto& h : ctx.message().headers()) {
-        if (core::iequals(h.name, "From") && values.size() <= limits::max_from_fields) values.push_back(h.value);
+        if (core::iequals(h.name, "From") && values.size() <= limits::max_from_fields)
+            values.push_back(h.value);
     }
     st->from = extract_from_domain(values);
     if (st->from.ok() && psl_) {
@@ -262,7 +270,8 @@ void DmarcCheck::start(policy::Context& ctx) const {
             // Both names at once: the organizational one is needed whenever the From domain has
             // no record, and asking later would cost a second round trip.
             st->txt_from = policy_lookup(ctx.resolver(), st->author.name);
-            if (st->author.org != st->author.name) st->txt_org = policy_lookup(ctx.resolver(), st->author.org);
+            if (st->author.org != st->author.name)
+                st->txt_org = policy_lookup(ctx.resolver(), st->author.org);
         }
     }
     ctx.set_state(*this, std::move(st));
@@ -278,17 +287,19 @@ void DmarcCheck::run(policy::Context& ctx) const {
         auto status = std::string(to_string(st->from.status));
         auto detail = core::printable(st->from.detail, 120);
         if (ctx.wants_reports()) {
-            ctx.add_report("dmarc",
-                           fmt::format("{{\"result\":{},\"from_status\":{},\"problem\":{}}}",
-                                       json_string(options_.bad_from == OnBadFrom::skip ? "skipped" : "permerror"),
-                                       json_string(status), json_string(detail)));
+            ctx.add_report(
+                "dmarc",
+                fmt::format("{{\"result\":{},\"from_status\":{},\"problem\":{}}}",
+                            json_string(options_.bad_from == OnBadFrom::skip ? "skipped" : "permerror"),
+                            json_string(status), json_string(detail)));
         }
         if (options_.bad_from == OnBadFrom::skip) return;
         ctx.add_symbol(*this, "DMARC_BAD_FROM", 1.0, {status, detail});
         ctx.add_auth_result(fmt::format("dmarc=permerror (From: {})", status));
         if (options_.bad_from == OnBadFrom::reject) {
             ctx.force(*this, core::Action::reject, fmt::format("dmarc: From {}", status),
-                      core::SmtpReply{"550", "5.7.1", "DMARC: the message needs exactly one From address with a domain"});
+                      core::SmtpReply{"550", "5.7.1",
+                                      "DMARC: the message needs exactly one From address with a domain"});
         }
         return;
     }
@@ -309,14 +320,24 @@ void DmarcCheck::run(policy::Context& ctx) const {
     if (d.found != Found::record) {
         std::string result, symbol;
         switch (d.found) {
-            case Found::temperror: result = "temperror"; symbol = "DMARC_TEMPERROR"; break;
-            case Found::invalid: result = "permerror"; symbol = "DMARC_PERMERROR"; break;
-            default: result = "none"; symbol = "DMARC_NA"; break;
+            case Found::temperror:
+                result = "temperror";
+                symbol = "DMARC_TEMPERROR";
+                break;
+            case Found::invalid:
+                result = "permerror";
+                symbol = "DMARC_PERMERROR";
+                break;
+            default:
+                result = "none";
+                symbol = "DMARC_NA";
+                break;
         }
         std::vector<std::string> opts{author.name};
         if (!d.problem.empty()) opts.push_back(d.problem);
         ctx.add_symbol(*this, symbol, 1.0, opts);
-        ctx.add_auth_result(fmt::format("dmarc={}{} header.from={}", result, dnssec_comment(d.dnssec), header_from));
+        ctx.add_auth_result(
+            fmt::format("dmarc={}{} header.from={}", result, dnssec_comment(d.dnssec), header_from));
         if (reports) {
             std::string json = fmt::format("{{\"result\":{},{}", json_string(result), json_common);
             if (!d.text.empty()) json += fmt::format(",\"record\":{}", json_string(d.text));
@@ -344,8 +365,10 @@ void DmarcCheck::run(policy::Context& ctx) const {
     for (const auto& k : facts.dkim) {
         if (k.result != "pass" && k.result != "temperror") continue;
         if (!aligned(author, k.domain, rec.adkim, *psl_)) continue;
-        if (k.result == "pass") dkim_aligned_domains.push_back(k.domain);
-        else dkim_temp = true;
+        if (k.result == "pass")
+            dkim_aligned_domains.push_back(k.domain);
+        else
+            dkim_temp = true;
     }
     bool dkim_aligned = !dkim_aligned_domains.empty();
     bool pass = spf_aligned || dkim_aligned;
@@ -387,7 +410,8 @@ void DmarcCheck::run(policy::Context& ctx) const {
     if (env.client_ip && std::any_of(options_.score_only_networks.begin(), options_.score_only_networks.end(),
                                      [&](const core::Cidr& c) { return c.contains(*env.client_ip); })) {
         score_only_why = "score_only_networks";
-    } else if (env.client_name != "unknown" && name_matches(core::to_lower(env.client_name), options_.score_only_hosts)) {
+    } else if (env.client_name != "unknown" &&
+               name_matches(core::to_lower(env.client_name), options_.score_only_hosts)) {
         score_only_why = "score_only_hosts";
     } else if (name_matches(author.name, options_.score_only_domains)) {
         score_only_why = "score_only_domains";
@@ -402,9 +426,10 @@ void DmarcCheck::run(policy::Context& ctx) const {
             score_only = true;
             score_only_why = !facts.spf ? "no SPF result" : "no DKIM verification";
             reasons.push_back("local_policy");
-            ctx.warn(fmt::format("dmarc: {} for this message, so its DMARC failure is only scored; enable "
-                                 "[checks.spf] and [checks.dkim] verification",
-                                 score_only_why));
+            ctx.warn(
+                fmt::format("dmarc: {} for this message, so its DMARC failure is only scored; enable "
+                            "[checks.spf] and [checks.dkim] verification",
+                            score_only_why));
         }
     }
 
@@ -415,11 +440,12 @@ void DmarcCheck::run(policy::Context& ctx) const {
         auto reason = fmt::format("dmarc=fail {}={} for {}", policy_tag, to_string(policy), author.name);
         if (applied == Policy::reject) {
             if (options_.on_reject == OnReject::reject) {
-                ctx.force(*this, core::Action::reject, reason,
-                          core::SmtpReply{"550", "5.7.26",
-                                          fmt::format("Unauthenticated email from {} is not accepted due to the "
-                                                      "domain's DMARC policy",
-                                                      author.name)});
+                ctx.force(
+                    *this, core::Action::reject, reason,
+                    core::SmtpReply{"550", "5.7.26",
+                                    fmt::format("Unauthenticated email from {} is not accepted due to the "
+                                                "domain's DMARC policy",
+                                                author.name)});
                 disposition = enforced = "reject";
             } else if (options_.on_reject == OnReject::quarantine) {
                 ctx.force(*this, core::Action::quarantine, reason);
@@ -461,24 +487,25 @@ void DmarcCheck::run(policy::Context& ctx) const {
         if (score_only) opts.push_back("score only: " + score_only_why);
         ctx.add_symbol(*this, "DMARC_POLICY_" + upper(to_string(policy)), 1.0, opts);
     }
-    ctx.add_auth_result(fmt::format("dmarc={}{} header.from={} policy.dmarc={}", result, dnssec_comment(d.dnssec),
-                                    header_from, to_string(applied)));
+    ctx.add_auth_result(fmt::format("dmarc={}{} header.from={} policy.dmarc={}", result,
+                                    dnssec_comment(d.dnssec), header_from, to_string(applied)));
 
     if (reports) {
         std::vector<std::string> rua;
         for (const auto& u : rec.rua) rua.push_back(core::printable(u.uri, max_shown));
         ctx.add_report(
             "dmarc",
-            fmt::format("{{\"result\":{},{},\"record\":{},\"p\":{},\"sp\":{},\"np\":{},\"adkim\":{},\"aspf\":{},"
-                        "\"pct\":{},\"rua\":{},\"policy\":{},\"policy_tag\":{},\"applied\":{},\"enforced\":{},"
-                        "\"spf_aligned\":{},\"dkim_aligned\":{},\"dkim_aligned_domains\":{},\"reasons\":{}}}",
-                        json_string(result), json_common, json_string(d.text), json_string(to_string(rec.p)),
-                        rec.sp ? json_string(to_string(*rec.sp)) : "null",
-                        rec.np ? json_string(to_string(*rec.np)) : "null", json_string(to_string(rec.adkim)),
-                        json_string(to_string(rec.aspf)), rec.pct, json_strings(rua), json_string(to_string(policy)),
-                        json_string(policy_tag), json_string(to_string(applied)), json_string(enforced),
-                        spf_aligned ? "true" : "false", dkim_aligned ? "true" : "false",
-                        json_strings(dkim_aligned_domains), json_strings(reasons)));
+            fmt::format(
+                "{{\"result\":{},{},\"record\":{},\"p\":{},\"sp\":{},\"np\":{},\"adkim\":{},\"aspf\":{},"
+                "\"pct\":{},\"rua\":{},\"policy\":{},\"policy_tag\":{},\"applied\":{},\"enforced\":{},"
+                "\"spf_aligned\":{},\"dkim_aligned\":{},\"dkim_aligned_domains\":{},\"reasons\":{}}}",
+                json_string(result), json_common, json_string(d.text), json_string(to_string(rec.p)),
+                rec.sp ? json_string(to_string(*rec.sp)) : "null",
+                rec.np ? json_string(to_string(*rec.np)) : "null", json_string(to_string(rec.adkim)),
+                json_string(to_string(rec.aspf)), rec.pct, json_strings(rua), json_string(to_string(policy)),
+                json_string(policy_tag), json_string(to_string(applied)), json_string(enforced),
+                spf_aligned ? "true" : "false", dkim_aligned ? "true" : "false",
+                json_strings(dkim_aligned_domains), json_strings(reasons)));
     }
 
     // Aggregate reports (§7.2): only for domains that ask for them.
@@ -494,7 +521,8 @@ void DmarcCheck::run(policy::Context& ctx) const {
         ev.pct = rec.pct;
         ev.fo = rec.fo;
         // As published, size limit included: the report tool honours "!size".
-        for (const auto& u : rec.rua) ev.rua.push_back(u.max_bytes ? fmt::format("{}!{}", u.uri, *u.max_bytes) : u.uri);
+        for (const auto& u : rec.rua)
+            ev.rua.push_back(u.max_bytes ? fmt::format("{}!{}", u.uri, *u.max_bytes) : u.uri);
         if (env.client_ip) ev.source_ip = env.client_ip->unmapped().to_string();
         ev.disposition = disposition;
         ev.dkim_aligned = dkim_aligned ? "pass" : "fail";

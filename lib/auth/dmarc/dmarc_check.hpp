@@ -43,13 +43,16 @@ Sampler random_sampler();
 
 class DmarcCheck final : public policy::Check {
   public:
-    DmarcCheck(DmarcOptions options, std::shared_ptr<const PublicSuffixList> psl, Sampler sampler = random_sampler())
+    DmarcCheck(DmarcOptions options, std::shared_ptr<const PublicSuffixList> psl,
+               Sampler sampler = random_sampler())
         : options_(std::move(options)), psl_(std::move(psl)), sampler_(std::move(sampler)) {}
     static std::unique_ptr<policy::Check> make(policy::Section& options);
 
     std::string_view name() const override { return "dmarc"; }
     // headers: start the policy lookups; eom: evaluate (after DKIM, which runs at eom too).
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::headers, policy::Stage::eom}; }
+    std::vector<policy::Stage> stages() const override {
+        return {policy::Stage::headers, policy::Stage::eom};
+    }
     std::vector<core::SymbolDef> symbols() const override;
     std::vector<std::string_view> depends_on() const override { return {"spf", "dkim"}; }
     void start(policy::Context& ctx) const override;

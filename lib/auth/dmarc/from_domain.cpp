@@ -22,15 +22,34 @@ bool atext(unsigned char c) {
     if (c >= 0x80) return true;  // UTF-8 (RFC 6532); validity is the domain normaliser's business
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '/':
-        case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
+        case '!':
+        case '#':
+        case '$':
+        case '%':
+        case '&':
+        case '\'':
+        case '*':
+        case '+':
+        case '-':
+        case '/':
+        case '=':
+        case '?':
+        case '^':
+        case '_':
+        case '`':
+        case '{':
+        case '|':
+        case '}':
+        case '~':
             return true;
         default:
             return false;
     }
 }
 
-bool fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool fws(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 // Splits into tokens, dropping white space and comments. Fails on an unterminated quoted string,
 // comment or literal, a comment nested deeper than the cap, or a byte that fits nowhere.
@@ -68,8 +87,10 @@ std::optional<std::vector<Token>> tokenize(std::string_view s, std::string& why)
             char close = c == '"' ? '"' : ']';
             std::size_t j = i + 1;
             while (j < s.size() && s[j] != close) {
-                if (s[j] == '\\') ++j;
-                else if (c == '[' && s[j] == '[') break;
+                if (s[j] == '\\')
+                    ++j;
+                else if (c == '[' && s[j] == '[')
+                    break;
                 ++j;
             }
             if (j >= s.size() || s[j] != close) {
@@ -89,13 +110,27 @@ std::optional<std::vector<Token>> tokenize(std::string_view s, std::string& why)
         }
         Tok k;
         switch (c) {
-            case '.': k = Tok::dot; break;
-            case '<': k = Tok::lt; break;
-            case '>': k = Tok::gt; break;
-            case '@': k = Tok::at; break;
-            case ',': k = Tok::comma; break;
-            case ':': k = Tok::colon; break;
-            case ';': k = Tok::semi; break;
+            case '.':
+                k = Tok::dot;
+                break;
+            case '<':
+                k = Tok::lt;
+                break;
+            case '>':
+                k = Tok::gt;
+                break;
+            case '@':
+                k = Tok::at;
+                break;
+            case ',':
+                k = Tok::comma;
+                break;
+            case ':':
+                k = Tok::colon;
+                break;
+            case ';':
+                k = Tok::semi;
+                break;
             default:
                 why = fmt::format("unexpected character '{}'", core::printable(s.substr(i, 1)));
                 return std::nullopt;
@@ -264,19 +299,26 @@ FromDomain outcome(FromStatus status, std::string detail) {
 
 std::string_view to_string(FromStatus status) {
     switch (status) {
-        case FromStatus::ok: return "ok";
-        case FromStatus::no_from: return "no_from";
-        case FromStatus::several_fields: return "several_fields";
-        case FromStatus::several_addresses: return "several_addresses";
-        case FromStatus::no_domain: return "no_domain";
-        case FromStatus::unparsable: return "unparsable";
+        case FromStatus::ok:
+            return "ok";
+        case FromStatus::no_from:
+            return "no_from";
+        case FromStatus::several_fields:
+            return "several_fields";
+        case FromStatus::several_addresses:
+            return "several_addresses";
+        case FromStatus::no_domain:
+            return "no_domain";
+        case FromStatus::unparsable:
+            return "unparsable";
     }
     return "unparsable";
 }
 
 FromDomain parse_from_value(std::string_view value) {
     if (value.size() > limits::max_from_bytes) {
-        return outcome(FromStatus::unparsable, fmt::format("From longer than {} bytes", limits::max_from_bytes));
+        return outcome(FromStatus::unparsable,
+                       fmt::format("From longer than {} bytes", limits::max_from_bytes));
     }
     std::string why;
     auto tokens = tokenize(value, why);
@@ -300,7 +342,8 @@ FromDomain parse_from_value(std::string_view value) {
 
 FromDomain extract_from_domain(const std::vector<std::string_view>& values) {
     if (values.empty()) return outcome(FromStatus::no_from, "no From field");
-    if (values.size() > 1) return outcome(FromStatus::several_fields, fmt::format("{} From fields", values.size()));
+    if (values.size() > 1)
+        return outcome(FromStatus::several_fields, fmt::format("{} From fields", values.size()));
     return parse_from_value(values.front());
 }
 

@@ -67,7 +67,8 @@ NormalizedDomain normalize_domain(std::string_view raw) {
 
 std::shared_ptr<const PublicSuffixList> PublicSuffixList::system() {
     // Once per process: psl_latest() reads and decodes the whole list.
-    static const std::shared_ptr<const PublicSuffixList> list = []() -> std::shared_ptr<const PublicSuffixList> {
+    static const std::shared_ptr<const PublicSuffixList> list =
+        []() -> std::shared_ptr<const PublicSuffixList> {
         psl_ctx_t* ctx = psl_latest(nullptr);
         if (ctx == nullptr) return nullptr;
         return std::shared_ptr<const PublicSuffixList>(new PublicSuffixList(ctx));
@@ -86,7 +87,9 @@ std::shared_ptr<const PublicSuffixList> PublicSuffixList::load_file(const std::s
     return std::shared_ptr<const PublicSuffixList>(new PublicSuffixList(ctx));
 }
 
-PublicSuffixList::~PublicSuffixList() { psl_free(ctx_); }
+PublicSuffixList::~PublicSuffixList() {
+    psl_free(ctx_);
+}
 
 std::string PublicSuffixList::organizational_domain(std::string_view normalized) const {
     std::string name(normalized);

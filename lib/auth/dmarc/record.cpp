@@ -11,7 +11,9 @@ namespace {
 
 constexpr std::size_t max_error_value = 40;
 
-bool wsp(char c) { return c == ' ' || c == '\t'; }
+bool wsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 std::string_view trim_wsp(std::string_view s) {
     while (!s.empty() && wsp(s.front())) s.remove_prefix(1);
@@ -19,8 +21,12 @@ std::string_view trim_wsp(std::string_view s) {
     return s;
 }
 
-bool alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool digit(char c) { return c >= '0' && c <= '9'; }
+bool alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // One "tag = value" part; the name keeps its case (callers compare case-insensitively).
 struct Tag {
@@ -67,16 +73,36 @@ std::optional<std::uint64_t> parse_number(std::string_view v, std::size_t max_di
 bool uri_char(char c) {
     if (alpha(c) || digit(c)) return true;
     switch (c) {
-        case '-': case '.': case '_': case '~': case ':': case '/': case '?': case '#': case '[':
-        case ']': case '@': case '$': case '&': case '\'': case '(': case ')': case '*': case '+':
-        case ';': case '=': case '%':
+        case '-':
+        case '.':
+        case '_':
+        case '~':
+        case ':':
+        case '/':
+        case '?':
+        case '#':
+        case '[':
+        case ']':
+        case '@':
+        case '$':
+        case '&':
+        case '\'':
+        case '(':
+        case ')':
+        case '*':
+        case '+':
+        case ';':
+        case '=':
+        case '%':
             return true;
         default:
             return false;
     }
 }
 
-bool hex(char c) { return digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool hex(char c) {
+    return digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // scheme ":" hier-part..., checked for its character set and percent-encodings only: the report
 // tool, not the parser, decides which schemes it can use.
@@ -106,11 +132,24 @@ std::optional<ReportUri> parse_uri(std::string_view item) {
         std::uint64_t unit = 1;
         if (!size.empty() && !digit(size.back())) {
             switch (size.back()) {
-                case 'k': case 'K': unit = 1024ULL; break;
-                case 'm': case 'M': unit = 1024ULL * 1024; break;
-                case 'g': case 'G': unit = 1024ULL * 1024 * 1024; break;
-                case 't': case 'T': unit = 1024ULL * 1024 * 1024 * 1024; break;
-                default: return std::nullopt;
+                case 'k':
+                case 'K':
+                    unit = 1024ULL;
+                    break;
+                case 'm':
+                case 'M':
+                    unit = 1024ULL * 1024;
+                    break;
+                case 'g':
+                case 'G':
+                    unit = 1024ULL * 1024 * 1024;
+                    break;
+                case 't':
+                case 'T':
+                    unit = 1024ULL * 1024 * 1024 * 1024;
+                    break;
+                default:
+                    return std::nullopt;
             }
             size.remove_suffix(1);
         }
@@ -148,7 +187,8 @@ std::optional<std::string> parse_fo(std::string_view v) {
     std::size_t start = 0;
     while (true) {
         auto colon = v.find(':', start);
-        auto opt = trim_wsp(v.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+        auto opt = trim_wsp(
+            v.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
         if (opt.size() != 1) return std::nullopt;
         char c = static_cast<char>(opt[0] | 0x20);
         if (c != '0' && c != '1' && c != 'd' && c != 's') return std::nullopt;
@@ -164,7 +204,8 @@ bool valid_rf(std::string_view v) {
     std::size_t start = 0;
     while (true) {
         auto colon = v.find(':', start);
-        auto opt = trim_wsp(v.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+        auto opt = trim_wsp(
+            v.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
         if (!core::iequals(opt, "afrf")) return false;
         if (colon == std::string_view::npos) return true;
         start = colon + 1;
@@ -178,20 +219,27 @@ RecordParse failure(RecordStatus status, std::string error) {
     return r;
 }
 
-std::string shown(std::string_view v) { return core::printable(v, max_error_value); }
+std::string shown(std::string_view v) {
+    return core::printable(v, max_error_value);
+}
 
 }  // namespace
 
 std::string_view to_string(Policy policy) {
     switch (policy) {
-        case Policy::none: return "none";
-        case Policy::quarantine: return "quarantine";
-        case Policy::reject: return "reject";
+        case Policy::none:
+            return "none";
+        case Policy::quarantine:
+            return "quarantine";
+        case Policy::reject:
+            return "reject";
     }
     return "none";
 }
 
-std::string_view to_string(AlignMode mode) { return mode == AlignMode::strict ? "s" : "r"; }
+std::string_view to_string(AlignMode mode) {
+    return mode == AlignMode::strict ? "s" : "r";
+}
 
 bool is_dmarc_record(std::string_view txt) {
     auto semi = txt.find(';');
@@ -202,26 +250,30 @@ bool is_dmarc_record(std::string_view txt) {
 
 RecordParse parse_record(std::string_view txt) {
     if (trim_wsp(txt).empty()) return failure(RecordStatus::not_dmarc, "empty record");
-    if (!is_dmarc_record(txt)) return failure(RecordStatus::not_dmarc, "not a DMARC record: v=DMARC1 is not the first tag");
+    if (!is_dmarc_record(txt))
+        return failure(RecordStatus::not_dmarc, "not a DMARC record: v=DMARC1 is not the first tag");
     if (txt.size() > limits::max_record_bytes) {
-        return failure(RecordStatus::invalid, fmt::format("record longer than {} bytes", limits::max_record_bytes));
+        return failure(RecordStatus::invalid,
+                       fmt::format("record longer than {} bytes", limits::max_record_bytes));
     }
 
     Record rec;
     bool have_p = false, p_bad = false, sp_bad = false;
-    bool seen_sp = false, seen_np = false, seen_adkim = false, seen_aspf = false, seen_pct = false, seen_rua = false,
-         seen_ruf = false, seen_fo = false, seen_ri = false;
+    bool seen_sp = false, seen_np = false, seen_adkim = false, seen_aspf = false, seen_pct = false,
+         seen_rua = false, seen_ruf = false, seen_fo = false, seen_ri = false;
     std::string p_problem = "no p= tag";
     std::size_t tags = 0;
     auto note = [&](std::string_view name) {
-        if (rec.ignored.size() < limits::max_tags) rec.ignored.push_back(core::printable(core::to_lower(name), 16));
+        if (rec.ignored.size() < limits::max_tags)
+            rec.ignored.push_back(core::printable(core::to_lower(name), 16));
     };
 
     std::size_t start = txt.find(';');
     while (start != std::string_view::npos) {
         ++start;
         auto semi = txt.find(';', start);
-        auto part = trim_wsp(txt.substr(start, semi == std::string_view::npos ? std::string_view::npos : semi - start));
+        auto part = trim_wsp(
+            txt.substr(start, semi == std::string_view::npos ? std::string_view::npos : semi - start));
         start = semi;
         if (part.empty()) continue;  // a trailing or doubled separator
         if (++tags > limits::max_tags) {
@@ -254,43 +306,73 @@ RecordParse parse_record(std::string_view txt) {
                 continue;
             }
             seen_sp = true;
-            if (auto p = parse_policy(v)) rec.sp = *p;
-            else sp_bad = true;
+            if (auto p = parse_policy(v))
+                rec.sp = *p;
+            else
+                sp_bad = true;
         } else if (name == "np") {
-            if (seen_np) { note(name); continue; }
+            if (seen_np) {
+                note(name);
+                continue;
+            }
             seen_np = true;
-            if (auto p = parse_policy(v)) rec.np = *p;
-            else note(name);
+            if (auto p = parse_policy(v))
+                rec.np = *p;
+            else
+                note(name);
         } else if (name == "adkim" || name == "aspf") {
             bool& seen = name == "adkim" ? seen_adkim : seen_aspf;
-            if (seen) { note(name); continue; }
+            if (seen) {
+                note(name);
+                continue;
+            }
             seen = true;
-            if (auto m = parse_mode(v)) (name == "adkim" ? rec.adkim : rec.aspf) = *m;
-            else note(name);
+            if (auto m = parse_mode(v))
+                (name == "adkim" ? rec.adkim : rec.aspf) = *m;
+            else
+                note(name);
         } else if (name == "pct") {
-            if (seen_pct) { note(name); continue; }
+            if (seen_pct) {
+                note(name);
+                continue;
+            }
             seen_pct = true;
             auto n = parse_number(v, 3);
-            if (n && *n <= 100) rec.pct = static_cast<int>(*n);
-            else note(name);
+            if (n && *n <= 100)
+                rec.pct = static_cast<int>(*n);
+            else
+                note(name);
         } else if (name == "rua" || name == "ruf") {
             bool& seen = name == "rua" ? seen_rua : seen_ruf;
-            if (seen) { note(name); continue; }
+            if (seen) {
+                note(name);
+                continue;
+            }
             seen = true;
             if (!parse_uris(v, name == "rua" ? rec.rua : rec.ruf)) note(name);
         } else if (name == "fo") {
-            if (seen_fo) { note(name); continue; }
+            if (seen_fo) {
+                note(name);
+                continue;
+            }
             seen_fo = true;
-            if (auto fo = parse_fo(v)) rec.fo = *fo;
-            else note(name);
+            if (auto fo = parse_fo(v))
+                rec.fo = *fo;
+            else
+                note(name);
         } else if (name == "rf") {
             if (!valid_rf(v)) note(name);
         } else if (name == "ri") {
-            if (seen_ri) { note(name); continue; }
+            if (seen_ri) {
+                note(name);
+                continue;
+            }
             seen_ri = true;
             auto n = parse_number(v, 10);
-            if (n && *n <= 0xffffffffULL) rec.ri = static_cast<std::uint32_t>(*n);
-            else note(name);
+            if (n && *n <= 0xffffffffULL)
+                rec.ri = static_cast<std::uint32_t>(*n);
+            else
+                note(name);
         }
         // Unknown tags (and v= again) are ignored (§6.3).
     }

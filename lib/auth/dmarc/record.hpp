@@ -15,11 +15,11 @@ namespace vigil::auth::dmarc {
 enum class Policy { none, quarantine, reject };
 enum class AlignMode { relaxed, strict };
 
-std::string_view to_string(Policy policy);      // "none" "quarantine" "reject"
-std::string_view to_string(AlignMode mode);     // "r" "s"
+std::string_view to_string(Policy policy);   // "none" "quarantine" "reject"
+std::string_view to_string(AlignMode mode);  // "r" "s"
 
 struct ReportUri {
-    std::string uri;                       // as published, e.g. "mailto:dmarc@example.com"
+    std::string uri;                         // as published, e.g. "mailto:dmarc@example.com"
     std::optional<std::uint64_t> max_bytes;  // the "!10m" size limit, in bytes
 };
 
@@ -29,12 +29,12 @@ struct Record {
     std::optional<Policy> np;  // non-existent subdomains (RFC 9091); unset: sp, else p
     AlignMode adkim = AlignMode::relaxed;
     AlignMode aspf = AlignMode::relaxed;
-    int pct = 100;                  // 0..100
-    std::vector<ReportUri> rua;     // syntactically valid URIs only, at most limits::max_report_uris
+    int pct = 100;               // 0..100
+    std::vector<ReportUri> rua;  // syntactically valid URIs only, at most limits::max_report_uris
     std::vector<ReportUri> ruf;
-    std::string fo = "0";           // the valid options, colon-separated as published ("0", "1:d", ...)
-    std::uint32_t ri = 86400;       // seconds
-    bool p_defaulted = false;       // p= was missing or invalid and rua= made it p=none (§6.6.3)
+    std::string fo = "0";              // the valid options, colon-separated as published ("0", "1:d", ...)
+    std::uint32_t ri = 86400;          // seconds
+    bool p_defaulted = false;          // p= was missing or invalid and rua= made it p=none (§6.6.3)
     std::vector<std::string> ignored;  // tags whose value was invalid and fell back to the default
 
     Policy subdomain_policy() const { return sp.value_or(p); }

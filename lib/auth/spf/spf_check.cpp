@@ -210,8 +210,8 @@ void SpfCheck::run(policy::Context& ctx) const {
         ctx.add_symbol(*this, symbol_for(h.result, true), 1.0, hopts);
         ctx.add_auth_result(auth_result(h, "smtp.helo", env.helo));
         if (ctx.wants_reports()) ctx.add_report("spf_helo", to_json(h, "helo"));
-        ctx.facts().spf_helo = policy::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain), "helo",
-                                               h.dnssec == dns::Dnssec::secure};
+        ctx.facts().spf_helo = policy::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain),
+                                               "helo", h.dnssec == dns::Dnssec::secure};
     }
 
     if (o.result == Result::fail && options_.reject_on_fail) {

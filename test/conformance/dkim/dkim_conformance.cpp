@@ -49,7 +49,8 @@ Records read_tsv(const std::string& path, std::vector<std::string>* alternatives
             auto t1 = rest.find('\t');
             if (alternatives && t1 != std::string::npos) {
                 auto t2 = rest.find('\t', t1 + 1);
-                alternatives->push_back(rest.substr(t1 + 1, t2 == std::string::npos ? std::string::npos : t2 - t1 - 1));
+                alternatives->push_back(
+                    rest.substr(t1 + 1, t2 == std::string::npos ? std::string::npos : t2 - t1 - 1));
             }
             continue;
         }
@@ -57,14 +58,16 @@ Records read_tsv(const std::string& path, std::vector<std::string>* alternatives
         auto t1 = line.find('\t');
         if (t1 == std::string::npos) continue;
         auto t2 = line.find('\t', t1 + 1);
-        r[line.substr(0, t1)] = line.substr(t1 + 1, t2 == std::string::npos ? std::string::npos : t2 - t1 - 1);
+        r[line.substr(0, t1)] =
+            line.substr(t1 + 1, t2 == std::string::npos ? std::string::npos : t2 - t1 - 1);
     }
     return r;
 }
 
 KeyOutcome lookup(const Records& records, const std::string& name) {
     auto it = records.find(name);
-    if (it == records.end()) return key_from_answer(vigil::dns::Answer::failure(vigil::dns::Status::nxdomain, ""));
+    if (it == records.end())
+        return key_from_answer(vigil::dns::Answer::failure(vigil::dns::Status::nxdomain, ""));
     vigil::dns::Answer a;
     a.status = vigil::dns::Status::answer;
     vigil::dns::Record rec;
@@ -86,7 +89,9 @@ std::vector<SignatureResult> verify(const std::string& raw, const Records& recor
 
 std::string results_text(const std::vector<SignatureResult>& rs) {
     std::string s;
-    for (const auto& r : rs) s += std::string(to_string(r.result)) + "(" + r.selector + (r.detail.empty() ? "" : ": " + r.detail) + ") ";
+    for (const auto& r : rs)
+        s += std::string(to_string(r.result)) + "(" + r.selector + (r.detail.empty() ? "" : ": " + r.detail) +
+             ") ";
     return s.empty() ? "none" : s;
 }
 
@@ -98,7 +103,8 @@ bool all_pass(const std::vector<SignatureResult>& rs) {
     return true;
 }
 
-std::shared_ptr<SigningKey> load_key(const std::string& path, const std::string& domain, const std::string& selector) {
+std::shared_ptr<SigningKey> load_key(const std::string& path, const std::string& domain,
+                                     const std::string& selector) {
     auto parsed = parse_private_key(slurp(path));
     if (!parsed.key) return nullptr;
     auto k = std::make_shared<SigningKey>();
@@ -110,7 +116,8 @@ std::shared_ptr<SigningKey> load_key(const std::string& path, const std::string&
     return k;
 }
 
-std::string sign(const std::string& raw, std::shared_ptr<const SigningKey> key, Canon h, Canon b, std::string* error = nullptr) {
+std::string sign(const std::string& raw, std::shared_ptr<const SigningKey> key, Canon h, Canon b,
+                 std::string* error = nullptr) {
     auto m = vigil::core::parse_message(raw);
     SignParams p;
     p.header_canon = h;
@@ -141,7 +148,7 @@ void dkimpy(const std::string& data, const std::string& tsv) {
                    Case{"ed25519test2.msg", "pass"}, Case{"test2.message", "pass"},
                    Case{"test.message.baddomain", "notpass"}, Case{"test.message", "none"}}) {
         auto rs = verify(slurp(data + "/" + c.file), records, now);
-        bool ok = std::string(c.expected) == "pass"    ? all_pass(rs)
+        bool ok = std::string(c.expected) == "pass"   ? all_pass(rs)
                   : std::string(c.expected) == "none" ? rs.empty()
                                                       : (!rs.empty() && !all_pass(rs));
         expect(ok, std::string("verify ") + c.file + " expected " + c.expected + ": " + results_text(rs));
@@ -168,15 +175,18 @@ void dkimpy(const std::string& data, const std::string& tsv) {
                 auto signed_msg = sign(slurp(data + "/" + s.msg), key, h, b);
                 auto rs = verify(signed_msg, records, now);
                 // Our signature is on top; message.mbox also carries an older signature whose key is gone.
-                expect(!rs.empty() && rs[0].result == Result::pass, std::string("sign+verify ") + s.msg + " with " + s.key + " c=" +
-                                         std::string(to_string(h)) + "/" + std::string(to_string(b)) + ": " + results_text(rs));
+                expect(!rs.empty() && rs[0].result == Result::pass,
+                       std::string("sign+verify ") + s.msg + " with " + s.key +
+                           " c=" + std::string(to_string(h)) + "/" + std::string(to_string(b)) + ": " +
+                           results_text(rs));
             }
         }
     }
     {
         std::string err;
         auto key = load_key(data + "/test.private", "example.com", "test");
-        auto out = key ? sign(slurp(data + "/test_nofrom.message"), key, Canon::relaxed, Canon::relaxed, &err) : "";
+        auto out =
+            key ? sign(slurp(data + "/test_nofrom.message"), key, Canon::relaxed, Canon::relaxed, &err) : "";
         expect(key && out.empty() && !err.empty(), "signing test_nofrom.message is refused: " + err);
     }
     // RSA key encodings: each private key verifies under a selector publishing its public key as SPKI
@@ -187,7 +197,8 @@ void dkimpy(const std::string& data, const std::string& tsv) {
         for (auto sel : {"test2", "test3", "test4", "test5"}) {
             auto key = load_key(data + "/" + keyfile, "example.com", sel);
             if (!key) break;
-            auto rs = verify(sign(slurp(data + "/test.message"), key, Canon::relaxed, Canon::simple), records, now);
+            auto rs =
+                verify(sign(slurp(data + "/test.message"), key, Canon::relaxed, Canon::simple), records, now);
             if (all_pass(rs)) {
                 any = true;
                 selector_ok[sel] = true;
@@ -195,13 +206,15 @@ void dkimpy(const std::string& data, const std::string& tsv) {
         }
         expect(any, std::string("RSA key encoding ") + keyfile + " verifies under one of test2..test5");
     }
-    for (auto sel : {"test2", "test3", "test4", "test5"}) expect(selector_ok[sel], std::string("selector ") + sel + " usable");
+    for (auto sel : {"test2", "test3", "test4", "test5"})
+        expect(selector_ok[sel], std::string("selector ") + sel + " usable");
     // Alternative key records for test._domainkey.example.com.
     if (alts.size() == 4) {
         auto key = load_key(data + "/test.private", "example.com", "test");
         auto msg = sign(slurp(data + "/test.message"), key, Canon::relaxed, Canon::relaxed);
         const char* expected[] = {"pass", "notpass", "notpass", "notpass"};
-        const char* what[] = {"no v=/k= tags: implicit rsa", "v=DKIM1: (bad syntax)", "unknown k=", "non-matching key"};
+        const char* what[] = {"no v=/k= tags: implicit rsa", "v=DKIM1: (bad syntax)",
+                              "unknown k=", "non-matching key"};
         for (std::size_t i = 0; i < 4; ++i) {
             auto r = records;
             r["test._domainkey.example.com"] = alts[i];
@@ -250,7 +263,8 @@ void rfc8463(const std::string& dir) {
                                  parsed.sig->signed_headers, tmpl, tmpl.size(), tmpl.size())
                      : std::nullopt;
         expect(b && *b == parsed.sig->b_text,
-               std::string("re-signing A.3 with ") + s.keyfile + " reproduces b= exactly: " + (b ? b->substr(0, 16) : "(no signature)") + "...");
+               std::string("re-signing A.3 with ") + s.keyfile +
+                   " reproduces b= exactly: " + (b ? b->substr(0, 16) : "(no signature)") + "...");
     }
 }
 
@@ -271,8 +285,8 @@ int main(int argc, char** argv) {
         dkimpy(data, tsv);
         did = true;
     } else {
-        std::printf("# dkimpy data not found (looked in %s and %s/dkimpy-testdata): skipped\n", installed.c_str(),
-                    shared.c_str());
+        std::printf("# dkimpy data not found (looked in %s and %s/dkimpy-testdata): skipped\n",
+                    installed.c_str(), shared.c_str());
     }
     if (!shared.empty() && exists(shared + "/rfc8463-appendix-a/signed-message.eml")) {
         rfc8463(shared + "/rfc8463-appendix-a");

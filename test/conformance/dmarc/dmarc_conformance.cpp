@@ -76,12 +76,15 @@ std::vector<std::map<std::string, std::string>> read_json_objects(const std::str
         while (i < s.size() && s[i] != '"') {
             if (s[i] == '\\' && i + 1 < s.size()) {
                 char e = s[++i];
-                if (e == 'n') v += '\n';
-                else if (e == 't') v += '\t';
+                if (e == 'n')
+                    v += '\n';
+                else if (e == 't')
+                    v += '\t';
                 else if (e == 'u' && i + 4 < s.size()) {
                     v += static_cast<char>(std::stoi(s.substr(i + 1, 4), nullptr, 16));
                     i += 4;
-                } else v += e;
+                } else
+                    v += e;
             } else {
                 v += s[i];
             }
@@ -129,10 +132,14 @@ void record_table(const std::string& dir) {
                                                       {"DMARC_PARSE_ERROR_NO_REQUIRED_P", "invalid"}};
     // Rows where Vigil's outcome differs, and why.
     const std::map<std::string, std::pair<std::string, std::string>> ours = {
-        {"5", {"invalid", "p=n is not a policy (RFC 7489 6.3 defines none/quarantine/reject; abbreviations are not "
-                          "guessed) and there is no rua= to fall back on (6.6.3)"}},
-        {"10", {"ok", "an invalid adkim= falls back to its default r (RFC 7489 6.3: syntax errors in the remainder "
-                      "of the record are discarded in favour of default values)"}},
+        {"5",
+         {"invalid",
+          "p=n is not a policy (RFC 7489 6.3 defines none/quarantine/reject; abbreviations are not "
+          "guessed) and there is no rua= to fall back on (6.6.3)"}},
+        {"10",
+         {"ok",
+          "an invalid adkim= falls back to its default r (RFC 7489 6.3: syntax errors in the remainder "
+          "of the record are discarded in favour of default values)"}},
         {"11", {"ok", "an invalid aspf= falls back to its default r (6.3)"}},
         {"12", {"ok", "an invalid rf= falls back to its default afrf (6.3)"}},
         {"13", {"ok", "an invalid ri= falls back to its default 86400 (6.3)"}},
@@ -151,7 +158,8 @@ void record_table(const std::string& dir) {
     // Row 16/17's URIs are syntactically valid (ftp:, mailto://) and kept; which schemes can be used is the
     // report tool's business.
     auto r16 = parse_record("v=DMARC1; p=none; rua=ftp://abuse.com");
-    expect(r16.ok() && r16.record->rua.size() == 1, "record 16: rua=ftp://abuse.com kept as a syntactically valid URI");
+    expect(r16.ok() && r16.record->rua.size() == 1,
+           "record 16: rua=ftp://abuse.com kept as a syntactically valid URI");
 }
 
 void alignment_table(const std::string& dir, const PublicSuffixList& psl, const std::string& list_name) {
@@ -187,13 +195,16 @@ void from_table(const std::string& dir) {
     // OpenDMARC takes the first mailbox it can find in anything; Vigil reads RFC 5322 (with RFC 6854
     // groups) and gives every other shape its own outcome, for local policy to act on (RFC 7489 6.6.1).
     const std::map<std::size_t, std::pair<FromStatus, std::string>> ours = {
-        {2, {FromStatus::unparsable, "a display name followed by a bare address (no angle brackets) is not RFC 5322"}},
+        {2,
+         {FromStatus::unparsable,
+          "a display name followed by a bare address (no angle brackets) is not RFC 5322"}},
         {6, {FromStatus::unparsable, "stray angle brackets: no address can be read without guessing"}},
         {7, {FromStatus::several_addresses, "two mailboxes with different domains: no single Author Domain"}},
         {8, {FromStatus::several_addresses, "two mailboxes with different domains: no single Author Domain"}},
         {9, {FromStatus::unparsable, "'Mail From:<...>' reads as a group without its closing ';'"}},
         {12, {FromStatus::unparsable, "a quoted display name followed by a bare address is not RFC 5322"}},
-        {13, {FromStatus::unparsable, "'From: ...' inside the value reads as a group without its closing ';'"}},
+        {13,
+         {FromStatus::unparsable, "'From: ...' inside the value reads as a group without its closing ';'"}},
     };
     auto rows = read_json_objects(dir + "/from-domain-extraction.json");
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -236,7 +247,8 @@ void org_table(const std::string& dir, const PublicSuffixList& psl2012) {
             domain = decode_c_escapes(domain);
             auto got = organizational_domain(psl2012, domain);
             expect(got == "xn--mgba3a4f16a.ar", "org " + n + " (decoded U-label) -> " + got);
-            differs("org " + n, "upstream's expectation is a mangled C literal; this is the 2012 list's answer");
+            differs("org " + n,
+                    "upstream's expectation is a mangled C literal; this is the 2012 list's answer");
             continue;
         }
         auto got = organizational_domain(psl2012, domain);
@@ -248,8 +260,8 @@ void org_table(const std::string& dir, const PublicSuffixList& psl2012) {
 
 int main(int argc, char** argv) {
     std::string dir = argc > 1 ? argv[1] : "../shared/conformance/opendmarc-unit-tables";
-    for (const char* f : {"dmarc-record-parse.tsv", "alignment.tsv", "from-domain-extraction.json", "org-domain.json",
-                          "effective_tld_names.2012.dat"}) {
+    for (const char* f : {"dmarc-record-parse.tsv", "alignment.tsv", "from-domain-extraction.json",
+                          "org-domain.json", "effective_tld_names.2012.dat"}) {
         if (!exists(dir + "/" + f)) {
             std::printf("SKIP: OpenDMARC unit-test tables not found (%s/%s missing)\n", dir.c_str(), f);
             return 77;
@@ -267,7 +279,7 @@ int main(int argc, char** argv) {
     alignment_table(dir, *system, "Debian list");
     from_table(dir);
     org_table(dir, *psl2012);
-    std::printf("%d passed, %d failed; %d intentional differences from OpenDMARC, each explained above\n", passes,
-                failures, differences);
+    std::printf("%d passed, %d failed; %d intentional differences from OpenDMARC, each explained above\n",
+                passes, failures, differences);
     return failures == 0 ? 0 : 1;
 }

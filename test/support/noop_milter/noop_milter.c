@@ -202,9 +202,12 @@ static void usage(FILE* out) {
 
 int main(int argc, char** argv) {
     static const struct option longopts[] = {
-        {"add-header", no_argument, NULL, 'a'}, {"nodelay", no_argument, NULL, 'n'},
-        {"answer-data", no_argument, NULL, 'd'}, {"receive", no_argument, NULL, 'r'},
-        {"spin-us", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {"add-header", no_argument, NULL, 'a'},
+        {"nodelay", no_argument, NULL, 'n'},
+        {"answer-data", no_argument, NULL, 'd'},
+        {"receive", no_argument, NULL, 'r'},
+        {"spin-us", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char* conn = NULL;
@@ -212,11 +215,21 @@ int main(int argc, char** argv) {
     int c;
     while ((c = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
         switch (c) {
-            case 'p': conn = optarg; break;
-            case 'a': opt_add_header = true; break;
-            case 'n': nodelay = true; break;
-            case 'd': opt_answer_data = true; break;
-            case 'r': opt_receive = true; break;
+            case 'p':
+                conn = optarg;
+                break;
+            case 'a':
+                opt_add_header = true;
+                break;
+            case 'n':
+                nodelay = true;
+                break;
+            case 'd':
+                opt_answer_data = true;
+                break;
+            case 'r':
+                opt_receive = true;
+                break;
             case 's': {
                 char* end = NULL;
                 opt_spin_us = strtol(optarg, &end, 10);
@@ -226,8 +239,12 @@ int main(int argc, char** argv) {
                 }
                 break;
             }
-            case 'h': usage(stdout); return 0;
-            default: usage(stderr); return 2;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
         }
     }
     if (conn == NULL || optind != argc) {

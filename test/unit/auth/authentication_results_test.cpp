@@ -73,11 +73,13 @@ TEST_CASE("Authentication-Results: none, one line, and the folded layout", "[aut
     SECTION("a short field that still does not fit on one line gets one line per resinfo") {
         CHECK(format_authentication_results("mx.example.org", {"spf=pass smtp.mailfrom=example.net",
                                                                "iprev=pass policy.iprev=192.0.2.1"}) ==
-              " mx.example.org;\r\n\tiprev=pass policy.iprev=192.0.2.1;\r\n\tspf=pass smtp.mailfrom=example.net");
+              " mx.example.org;\r\n\tiprev=pass policy.iprev=192.0.2.1;\r\n\tspf=pass "
+              "smtp.mailfrom=example.net");
     }
 }
 
-TEST_CASE("Authentication-Results: method order iprev, spf, dkim, dmarc, then the rest as given", "[auth][ar]") {
+TEST_CASE("Authentication-Results: method order iprev, spf, dkim, dmarc, then the rest as given",
+          "[auth][ar]") {
     auto v = format_authentication_results(
         "a.example", {"x-one=pass", "dmarc=fail header.from=example.com", "dkim=none", "auth=pass",
                       "spf=fail smtp.mailfrom=example.com", "dkim=fail header.d=d1.example",
@@ -99,7 +101,7 @@ TEST_CASE("ar_value: tokens and addresses bare, everything else quoted and print
     CHECK(ar_value("2001:db8::1") == "\"2001:db8::1\"");  // ':' is a tspecial, and not a domain
     CHECK(ar_value("[192.0.2.1]") == "\"[192.0.2.1]\"");
     CHECK(ar_value("AbC+/9=") == "\"AbC+/9=\"");
-    CHECK(ar_value("a@b") == "\"a@b\"");           // one label is no domain-name
+    CHECK(ar_value("a@b") == "\"a@b\"");  // one label is no domain-name
     CHECK(ar_value("a..b@example.com") == "\"a..b@example.com\"");
     // The worst bytes.
     CHECK(ar_value("a\"b") == "\"a\\\"b\"");
@@ -162,8 +164,9 @@ TEST_CASE("Authentication-Results: check texts are rewritten safely", "[auth][ar
     SECTION("resinfos without method=result are dropped, properties without ptype.property too") {
         CHECK(format_authentication_results("mx", {"sp f=pass", "=pass", "spf", "spf=", "s\xff=pass"}) ==
               " mx; none");
-        CHECK(format_authentication_results("mx", {"SPF=Pass smtp.MailFrom=example.com junk x=y .a=b a.=c"}) ==
-              " mx; spf=pass smtp.mailfrom=example.com");
+        CHECK(
+            format_authentication_results("mx", {"SPF=Pass smtp.MailFrom=example.com junk x=y .a=b a.=c"}) ==
+            " mx; spf=pass smtp.mailfrom=example.com");
         CHECK(format_authentication_results("mx", {"dkim/1=pass header.d=example.com"}) ==
               " mx; dkim/1=pass header.d=example.com");
     }
@@ -183,8 +186,8 @@ TEST_CASE("Authentication-Results: check texts are rewritten safely", "[auth][ar
     SECTION("a 1000-character domain cannot make a line past 998 bytes") {
         std::string domain;
         while (domain.size() < 1000) domain += "abcdefghi.";
-        auto v = format_authentication_results("mx", {"spf=pass smtp.mailfrom=" + ar_value(domain),
-                                                      "dkim=pass header.d=" + domain});
+        auto v = format_authentication_results(
+            "mx", {"spf=pass smtp.mailfrom=" + ar_value(domain), "dkim=pass header.d=" + domain});
         for (auto w : line_widths(v)) CHECK(w < 400);
         CHECK(only_folds(v));
     }
@@ -212,7 +215,7 @@ TEST_CASE("the authserv-id an existing field claims", "[auth][ar]") {
     CHECK_FALSE(claimed_authserv_id(" ; spf=pass"));
     CHECK_FALSE(claimed_authserv_id(" \"unterminated"));
     // Our own output is recognised as ours (so a copy of it arriving again would be removed).
-    auto ours = format_authentication_results("mx.example.org", {"spf=pass smtp.mailfrom=example.net",
-                                                                 "iprev=pass policy.iprev=192.0.2.1"});
+    auto ours = format_authentication_results(
+        "mx.example.org", {"spf=pass smtp.mailfrom=example.net", "iprev=pass policy.iprev=192.0.2.1"});
     CHECK(claimed_authserv_id(ours) == "mx.example.org");
 }

@@ -59,5 +59,6 @@ TEST_CASE("GTUBE: no false positive - scan bounded - action configurable", "[gtu
     CHECK(has(v, "GTUBE"));
     CHECK_FALSE(v.forced);
     CHECK(v.action == core::Action::reject);  // 20 points reach the default reject threshold
-    CHECK(run_body({g}, "[checks.gtube]\naction = \"quarantine\"\n[scores]\nGTUBE = 0\n").action == core::Action::quarantine);
+    CHECK(run_body({g}, "[checks.gtube]\naction = \"quarantine\"\n[scores]\nGTUBE = 0\n").action ==
+          core::Action::quarantine);
 }

@@ -77,9 +77,9 @@ TEST_CASE("json_escape keeps UTF-8 characters and escapes every other byte", "[c
     CHECK(json_escape("caf\xc3\xa9 \xe2\x82\xac") == "caf\\u00e9 \\u20ac");
     CHECK(json_escape("\xf0\x9f\x98\x80") == "\\ud83d\\ude00");  // above U+FFFF: a surrogate pair
     // Not UTF-8: each byte on its own, as before.
-    CHECK(json_escape("\xc0\xaf") == "\\u00c0\\u00af");           // overlong '/'
-    CHECK(json_escape("\xed\xa0\x80") == "\\u00ed\\u00a0\\u0080");  // a surrogate
-    CHECK(json_escape("\xe2\x82") == "\\u00e2\\u0082");           // cut short
+    CHECK(json_escape("\xc0\xaf") == "\\u00c0\\u00af");                        // overlong '/'
+    CHECK(json_escape("\xed\xa0\x80") == "\\u00ed\\u00a0\\u0080");             // a surrogate
+    CHECK(json_escape("\xe2\x82") == "\\u00e2\\u0082");                        // cut short
     CHECK(json_escape("\xf4\x90\x80\x80") == "\\u00f4\\u0090\\u0080\\u0080");  // above U+10FFFF
     CHECK(json_escape("\x7f") == "\\u007f");
 }

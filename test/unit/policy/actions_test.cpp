@@ -31,8 +31,12 @@ Fields apply_edits(Fields fields, const std::vector<core::HeaderEdit>& edits) {
     };
     for (const auto& e : edits) {
         switch (e.kind) {
-            case K::insert_top: fields.insert(fields.begin(), {e.name, e.value}); break;
-            case K::append: fields.emplace_back(e.name, e.value); break;
+            case K::insert_top:
+                fields.insert(fields.begin(), {e.name, e.value});
+                break;
+            case K::append:
+                fields.emplace_back(e.name, e.value);
+                break;
             case K::change:
                 if (auto it = nth(e.name, e.index); it != fields.end()) it->second = e.value;
                 break;
@@ -74,12 +78,14 @@ struct Expected {
 
 struct Sample {
     std::string name;
-    Fields message;                  // header fields as received
+    Fields message;                     // header fields as received
     std::vector<std::string> resinfos;  // as the checks hand them in
     std::vector<Expected> expected;
 };
 
-std::string json_string(std::string_view s) { return "\"" + core::json_escape(s) + "\""; }
+std::string json_string(std::string_view s) {
+    return "\"" + core::json_escape(s) + "\"";
+}
 
 constexpr std::string_view ours = "mx.vigil.test";
 
@@ -94,12 +100,14 @@ std::vector<Sample> samples() {
         {"clean",
          plain,
          {"iprev=pass policy.iprev=192.0.2.1",
-          "spf=pass" + auth::dnssec_comment(dns::Dnssec::secure) + " smtp.mailfrom=" + auth::ar_value("example.com"),
+          "spf=pass" + auth::dnssec_comment(dns::Dnssec::secure) +
+              " smtp.mailfrom=" + auth::ar_value("example.com"),
           "spf=none smtp.helo=mx.example.com",
           "dkim=pass" + auth::dnssec_comment(dns::Dnssec::secure) +
               " header.d=example.com header.i=@example.com header.s=sel2024 header.a=rsa-sha256 "
               "header.b=\"AbC+/9=x\"",
-          "dkim=fail (body hash did not verify) header.d=example.org header.i=user@sub.example.org header.s=ed "
+          "dkim=fail (body hash did not verify) header.d=example.org header.i=user@sub.example.org "
+          "header.s=ed "
           "header.a=ed25519-sha256 header.b=\"zz+/Yw==\"",
           "dmarc=pass header.from=example.com policy.dmarc=reject"},
          {{"iprev", "pass", {{"policy.iprev", "192.0.2.1"}}},
@@ -122,14 +130,16 @@ std::vector<Sample> samples() {
           {"dmarc", "pass", {{"header.from", "example.com"}, {"policy.dmarc", "reject"}}}}},
         {"ipv6 and an address literal",
          plain,
-         {"spf=temperror" + auth::dnssec_comment(dns::Dnssec::bogus) + " smtp.helo=" + auth::ar_value("[2001:db8::25]"),
+         {"spf=temperror" + auth::dnssec_comment(dns::Dnssec::bogus) +
+              " smtp.helo=" + auth::ar_value("[2001:db8::25]"),
           "iprev=permerror policy.iprev=2001:db8::25", "dkim=none"},
          {{"iprev", "permerror", {{"policy.iprev", "2001:db8::25"}}},
           {"spf", "temperror", {{"smtp.helo", "[2001:db8::25]"}}},
           {"dkim", "none", {}}}},
         {"the worst bytes",
          plain,
-         {"spf=fail smtp.mailfrom=" + auth::ar_value(hostile), "spf=neutral smtp.helo=" + auth::ar_value(long_domain),
+         {"spf=fail smtp.mailfrom=" + auth::ar_value(hostile),
+          "spf=neutral smtp.helo=" + auth::ar_value(long_domain),
           "dkim=permerror (" + hostile + ") header.d=" + long_domain,
           // A check that forgot to quote: the value ends at the first space or parenthesis.
           "dmarc=fail header.from=evil\"example(x)y policy.dmarc=quarantine"},
@@ -168,12 +178,14 @@ TEST_CASE("header edits: exactly one Authentication-Results of ours, on top, abo
                                       {{"Received-SPF", " pass"}, {"DKIM-Signature", " v=1; d=x"}});
     auto out = apply_edits(received, edits);
     REQUIRE(out.size() == 5);
-    CHECK(out[0] == std::pair<std::string, std::string>{"Authentication-Results",
-                                                          " mx.vigil.test;\r\n\tspf=pass smtp.mailfrom=example.net;\r\n\tdkim=none"});
+    CHECK(out[0] == std::pair<std::string, std::string>{
+                        "Authentication-Results",
+                        " mx.vigil.test;\r\n\tspf=pass smtp.mailfrom=example.net;\r\n\tdkim=none"});
     CHECK(out[1].first == "Received-SPF");
     CHECK(out[2].first == "DKIM-Signature");
     CHECK(out[3].first == "Received");
-    CHECK(out[4] == std::pair<std::string, std::string>{"Authentication-Results", " other.example; spf=fail"});
+    CHECK(out[4] ==
+          std::pair<std::string, std::string>{"Authentication-Results", " other.example; spf=fail"});
 
     SECTION("the forged occurrences counted while streaming are used when given") {
         auto e = policy::header_edits(*cfg, env, message_of(received), v, {}, {}, std::vector<int>{1, 3});
@@ -196,13 +208,15 @@ TEST_CASE("header edits: exactly one Authentication-Results of ours, on top, abo
 TEST_CASE("header edits: Authentication-Results samples", "[actions][ar][ar-samples]") {
     auto cfg = policy::load_config_string("[server]\nauthserv_id = \"mx.vigil.test\"\n");
     std::ofstream out;
-    if (const char* path = std::getenv("VIGIL_AR_SAMPLES")) out.open(path, std::ios::binary | std::ios::trunc);
+    if (const char* path = std::getenv("VIGIL_AR_SAMPLES"))
+        out.open(path, std::ios::binary | std::ios::trunc);
     for (const auto& s : samples()) {
         INFO(s.name);
         core::Envelope env;
         core::Verdict v;
         v.action = core::Action::accept;
-        auto fields = apply_edits(s.message, policy::header_edits(*cfg, env, message_of(s.message), v, s.resinfos));
+        auto fields =
+            apply_edits(s.message, policy::header_edits(*cfg, env, message_of(s.message), v, s.resinfos));
         std::vector<std::string> ars;
         for (const auto& [n, val] : fields) {
             if (n == "Authentication-Results") ars.push_back(val);
@@ -217,8 +231,8 @@ TEST_CASE("header edits: Authentication-Results samples", "[actions][ar][ar-samp
         CHECK(auth::claimed_authserv_id(fields.front().second) == std::string(ours));
         CHECK(fields.front().second.find('\0') == std::string::npos);
         if (!out.is_open()) continue;
-        std::string line = "{\"name\":" + json_string(s.name) + ",\"authserv_id\":" + json_string(ours) +
-                           ",\"fields\":[";
+        std::string line =
+            "{\"name\":" + json_string(s.name) + ",\"authserv_id\":" + json_string(ours) + ",\"fields\":[";
         for (std::size_t i = 0; i < ars.size(); ++i) line += (i ? "," : "") + json_string(ars[i]);
         line += "],\"expected\":[";
         for (std::size_t i = 0; i < s.expected.size(); ++i) {

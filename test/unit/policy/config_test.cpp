@@ -55,17 +55,20 @@ TEST_CASE("the shipped conf/vigil.conf loads", "[config]") {
 TEST_CASE("config errors name file - line and the mistake", "[config]") {
     CHECK_THAT(error_of("[milter]\nsocet = \"inet:1@127.0.0.1\"\n"),
                Contains("test.conf:2:9: unknown key 'socet' in [milter]"));
-    CHECK_THAT(error_of("[milter]\ntimeout = \"ten\"\n"), Contains("test.conf:2:11: [milter] timeout: must be a whole number"));
+    CHECK_THAT(error_of("[milter]\ntimeout = \"ten\"\n"),
+               Contains("test.conf:2:11: [milter] timeout: must be a whole number"));
     CHECK_THAT(error_of("[server]\ntrusted_networks = [\"10.0.0.0/33\"]\n"),
                Contains("test.conf:2:21: [server] trusted_networks: '10.0.0.0/33' is not a network"));
     CHECK_THAT(error_of("[milter]\nsocket = \"tcp:25\"\n"), Contains("unknown socket type 'tcp'"));
     CHECK_THAT(error_of("[milter]\nsocket = \"inet:99999@127.0.0.1\"\n"), Contains("port from 1 to 65535"));
     CHECK_THAT(error_of("[milter]\nsocket_mode = \"0999\"\n"), Contains("octal mode"));
     CHECK_THAT(error_of("[milter]\non_internal_error = \"discard\"\n"), Contains("'discard' is not one of"));
-    CHECK_THAT(error_of("[scores]\nNO_SUCH_SYMBOL = 1.0\n"), Contains("test.conf:2:18: [scores] NO_SUCH_SYMBOL: unknown symbol"));
+    CHECK_THAT(error_of("[scores]\nNO_SUCH_SYMBOL = 1.0\n"),
+               Contains("test.conf:2:18: [scores] NO_SUCH_SYMBOL: unknown symbol"));
     CHECK_THAT(error_of("[scores]\nGTUBE = \"high\"\n"), Contains("must be a number"));
     CHECK_THAT(error_of("[checks.nope]\nenabled = true\n"), Contains("[checks] nope: unknown check"));
-    CHECK_THAT(error_of("[replies]\nreject = \"451 4.7.1 soft\"\n"), Contains("[replies] reject: expected \"5xx"));
+    CHECK_THAT(error_of("[replies]\nreject = \"451 4.7.1 soft\"\n"),
+               Contains("[replies] reject: expected \"5xx"));
     CHECK_THAT(error_of("[replies]\nreject = \"550 5.7.1 100% sure\"\n"), Contains("without '%'"));
     CHECK_THAT(error_of("[dns]\nserver = \"dns.example:53\"\n"), Contains("is not an IP address"));
     CHECK_THAT(error_of("[dns]\nstage_budget_ms = 0\n"), Contains("between 10 and 60000"));
@@ -87,8 +90,10 @@ TEST_CASE("every mistake is reported at once", "[config]") {
 TEST_CASE("access rules are validated", "[config][access]") {
     CHECK_THAT(error_of("[[checks.access.rule]]\nmatch = \"ip\"\npattern = \"10.1.2.3/8\"\n"),
                Contains("test.conf:3:11: [checks.access.rule[0]] pattern: '10.1.2.3/8' is not a network"));
-    CHECK_THAT(error_of("[[checks.access.rule]]\nmatch = \"sender\"\npattern = \"example.com\"\n"), Contains("needs an '@'"));
-    CHECK_THAT(error_of("[[checks.access.rule]]\nmatch = \"mx\"\npattern = \"a\"\n"), Contains("'mx' is not one of"));
+    CHECK_THAT(error_of("[[checks.access.rule]]\nmatch = \"sender\"\npattern = \"example.com\"\n"),
+               Contains("needs an '@'"));
+    CHECK_THAT(error_of("[[checks.access.rule]]\nmatch = \"mx\"\npattern = \"a\"\n"),
+               Contains("'mx' is not one of"));
     CHECK_THAT(error_of("[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"a@\"\naction = \"score\"\n"),
                Contains("score: is required"));
     CHECK_THAT(error_of("[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"a@\"\nreply = \"250 ok\"\n"),
@@ -98,10 +103,11 @@ TEST_CASE("access rules are validated", "[config][access]") {
 }
 
 TEST_CASE("weights and thresholds come from the config", "[config]") {
-    auto cfg = load_config_string("[scores]\nGTUBE = 3.5\n[actions]\nquarantine = 9\n[checks.gtube]\nenabled = false\n");
+    auto cfg = load_config_string(
+        "[scores]\nGTUBE = 3.5\n[actions]\nquarantine = 9\n[checks.gtube]\nenabled = false\n");
     CHECK(cfg->weight("GTUBE") == 3.5);
     CHECK(cfg->thresholds.quarantine == 9.0);
-    CHECK(cfg->checks.size() == 2);  // gtube disabled
+    CHECK(cfg->checks.size() == 2);          // gtube disabled
     CHECK(cfg->symbol("GTUBE") != nullptr);  // its symbols are still known (so [scores] may name them)
 }
 
@@ -132,21 +138,27 @@ TEST_CASE("whether anything configured can refuse before DATA", "[config]") {
     // Nothing in the defaults or the shipped file refuses before end of message.
     CHECK_FALSE(load_config_string("", "empty.conf")->may_refuse_before_data());
     CHECK_FALSE(load_config_file(VIGIL_SOURCE_DIR "/conf/vigil.conf")->may_refuse_before_data());
-    const std::string deny_ip = "[[checks.access.rule]]\nmatch = \"ip\"\npattern = \"192.0.2.1\"\naction = \"reject\"\n";
+    const std::string deny_ip =
+        "[[checks.access.rule]]\nmatch = \"ip\"\npattern = \"192.0.2.1\"\naction = \"reject\"\n";
     CHECK(load_config_string(deny_ip, "t.conf")->may_refuse_before_data());
-    CHECK(load_config_string("[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"a@b.example\"\naction = \"tempfail\"\n",
-                             "t.conf")
+    CHECK(load_config_string(
+              "[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"a@b.example\"\naction = \"tempfail\"\n",
+              "t.conf")
               ->may_refuse_before_data());
-    CHECK_FALSE(load_config_string("[[checks.access.rule]]\nmatch = \"sender\"\npattern = \"@b.example\"\naction = "
-                                   "\"score\"\nscore = 3.0\n",
-                                   "t.conf")
-                    ->may_refuse_before_data());
-    CHECK(load_config_string("[checks.spf]\nenabled = true\nreject_on_fail = true\n", "t.conf")->may_refuse_before_data());
-    CHECK(load_config_string("[checks.spf]\nenabled = true\ntempfail_on_temperror = true\n", "t.conf")->may_refuse_before_data());
-    CHECK_FALSE(load_config_string("[checks.dnsbl]\nenabled = true\n[[checks.dnsbl.list]]\nname = \"bl\"\nzone = "
-                                   "\"bl.example\"\n",
-                                   "t.conf")
-                    ->may_refuse_before_data());
+    CHECK_FALSE(
+        load_config_string("[[checks.access.rule]]\nmatch = \"sender\"\npattern = \"@b.example\"\naction = "
+                           "\"score\"\nscore = 3.0\n",
+                           "t.conf")
+            ->may_refuse_before_data());
+    CHECK(load_config_string("[checks.spf]\nenabled = true\nreject_on_fail = true\n", "t.conf")
+              ->may_refuse_before_data());
+    CHECK(load_config_string("[checks.spf]\nenabled = true\ntempfail_on_temperror = true\n", "t.conf")
+              ->may_refuse_before_data());
+    CHECK_FALSE(
+        load_config_string("[checks.dnsbl]\nenabled = true\n[[checks.dnsbl.list]]\nname = \"bl\"\nzone = "
+                           "\"bl.example\"\n",
+                           "t.conf")
+            ->may_refuse_before_data());
     CHECK(load_config_string("[checks.dnsbl]\nenabled = true\n[[checks.dnsbl.list]]\nname = \"bl\"\nzone = "
                              "\"bl.example\"\nreject_codes = [\"127.0.0.2\"]\n",
                              "t.conf")

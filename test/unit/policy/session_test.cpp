@@ -16,10 +16,13 @@ namespace {
 
 // A check that records when it ran and adds what it is told to.
 class ProbeCheck final : public Check {
-public:
+  public:
     ProbeCheck(std::string name, std::vector<Stage> stages, std::vector<std::string_view> deps,
                std::vector<std::string>& log, bool inbound_only = true)
-        : name_(std::move(name)), stages_(std::move(stages)), deps_(std::move(deps)), log_(log),
+        : name_(std::move(name)),
+          stages_(std::move(stages)),
+          deps_(std::move(deps)),
+          log_(log),
           inbound_only_(inbound_only) {}
     std::string symbol;
     double multiplier = 1.0;
@@ -29,14 +32,16 @@ public:
     std::vector<core::SymbolDef> symbols() const override { return {{symbol, "probe", 1.0}}; }
     std::vector<std::string_view> depends_on() const override { return deps_; }
     bool inbound_only() const override { return inbound_only_; }
-    void start(Context& ctx) const override { log_.push_back("start " + name_ + "@" + std::string(to_string(ctx.stage()))); }
+    void start(Context& ctx) const override {
+        log_.push_back("start " + name_ + "@" + std::string(to_string(ctx.stage())));
+    }
     void run(Context& ctx) const override {
         log_.push_back("run " + name_ + "@" + std::string(to_string(ctx.stage())));
         if (!symbol.empty()) ctx.add_symbol(*this, symbol, multiplier, {name_});
         if (force_action) ctx.force(*this, *force_action, "probe says so");
     }
 
-private:
+  private:
     std::string name_;
     std::vector<Stage> stages_;
     std::vector<std::string_view> deps_;
@@ -45,8 +50,9 @@ private:
 };
 
 std::shared_ptr<Config> base_config() {
-    auto c = std::const_pointer_cast<Config>(load_config_string("[checks.gtube]\nenabled=false\n[checks.access]\n"
-                                                                "enabled=false\n[checks.message_structure]\nenabled=false\n"));
+    auto c = std::const_pointer_cast<Config>(
+        load_config_string("[checks.gtube]\nenabled=false\n[checks.access]\n"
+                           "enabled=false\n[checks.message_structure]\nenabled=false\n"));
     return c;
 }
 
@@ -64,7 +70,8 @@ void finish(Config& c) {
 
 ProbeCheck& add_probe(Config& c, std::vector<std::string>& log, std::string name, std::vector<Stage> stages,
                       std::vector<std::string_view> deps = {}, bool inbound_only = true) {
-    auto p = std::make_unique<ProbeCheck>(std::move(name), std::move(stages), std::move(deps), log, inbound_only);
+    auto p =
+        std::make_unique<ProbeCheck>(std::move(name), std::move(stages), std::move(deps), log, inbound_only);
     auto& ref = *p;
     c.checks.push_back(std::move(p));
     return ref;
@@ -95,7 +102,8 @@ TEST_CASE("checks run in dependency order - all starts before any run", "[engine
     test::FakeClock clock;
     Session s(cfg, Services{&clock});
     replay(s, inbound());
-    CHECK(log == std::vector<std::string>{"start a@eom", "start b@eom", "start c@eom", "run a@eom", "run b@eom", "run c@eom"});
+    CHECK(log == std::vector<std::string>{"start a@eom", "start b@eom", "start c@eom", "run a@eom",
+                                          "run b@eom", "run c@eom"});
 }
 
 TEST_CASE("a dependency cycle is reported - not looped on", "[engine]") {
@@ -109,7 +117,8 @@ TEST_CASE("a dependency cycle is reported - not looped on", "[engine]") {
 TEST_CASE("checks run at each of their stages", "[engine]") {
     std::vector<std::string> log;
     auto cfg = base_config();
-    add_probe(*cfg, log, "p", {Stage::connect, Stage::helo, Stage::mail, Stage::rcpt, Stage::headers, Stage::eom});
+    add_probe(*cfg, log, "p",
+              {Stage::connect, Stage::helo, Stage::mail, Stage::rcpt, Stage::headers, Stage::eom});
     finish(*cfg);
     test::FakeClock clock;
     Session s(cfg, Services{&clock});
@@ -120,8 +129,8 @@ TEST_CASE("checks run at each of their stages", "[engine]") {
     for (auto& l : log) {
         if (l.rfind("run", 0) == 0) runs.push_back(l);
     }
-    CHECK(runs == std::vector<std::string>{"run p@connect", "run p@helo", "run p@mail", "run p@rcpt", "run p@rcpt",
-                                           "run p@headers", "run p@eom"});
+    CHECK(runs == std::vector<std::string>{"run p@connect", "run p@helo", "run p@mail", "run p@rcpt",
+                                           "run p@rcpt", "run p@headers", "run p@eom"});
 }
 
 TEST_CASE("score is the sum of weight x multiplier - thresholds pick the action", "[engine]") {
@@ -183,7 +192,8 @@ TEST_CASE("score is the sum of weight x multiplier - thresholds pick the action"
     }
 }
 
-TEST_CASE("forced actions: the strongest decides - accept overrides the score - policy may ignore them", "[engine]") {
+TEST_CASE("forced actions: the strongest decides - accept overrides the score - policy may ignore them",
+          "[engine]") {
     std::vector<std::string> log;
     auto cfg = base_config();
     auto& junk = add_probe(*cfg, log, "junk", {Stage::eom});
@@ -285,7 +295,8 @@ TEST_CASE("outbound mail skips inbound-only checks and drops their connection sy
 TEST_CASE("symbols of a refused recipient do not stick to the message", "[engine]") {
     auto cfg = std::const_pointer_cast<Config>(load_config_string(
         "[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"bad@example.org\"\naction = \"reject\"\n"
-        "[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"@example.org\"\naction = \"score\"\nscore = 2.0\n"));
+        "[[checks.access.rule]]\nmatch = \"rcpt\"\npattern = \"@example.org\"\naction = \"score\"\nscore = "
+        "2.0\n"));
     test::FakeClock clock;
     Session s(cfg, Services{&clock});
     auto in = inbound();
@@ -300,8 +311,9 @@ TEST_CASE("symbols of a refused recipient do not stick to the message", "[engine
 }
 
 TEST_CASE("a second HELO replaces the first one's findings", "[engine]") {
-    auto cfg = std::const_pointer_cast<Config>(load_config_string(
-        "[[checks.access.rule]]\nmatch = \"helo\"\npattern = \".bad.example\"\naction = \"score\"\nscore = 5.0\n"));
+    auto cfg = std::const_pointer_cast<Config>(
+        load_config_string("[[checks.access.rule]]\nmatch = \"helo\"\npattern = \".bad.example\"\naction = "
+                           "\"score\"\nscore = 5.0\n"));
     test::FakeClock clock;
     Session s(cfg, Services{&clock});
     REQUIRE(s.connect(core::IpAddress::parse("203.0.113.1"), "unknown").proceed());
@@ -314,7 +326,8 @@ TEST_CASE("a second HELO replaces the first one's findings", "[engine]") {
     CHECK(s.end_of_message().score == Approx(0.0));
 }
 
-TEST_CASE("a forged Authentication-Results after thousands of filler fields is still removed", "[engine][ar]") {
+TEST_CASE("a forged Authentication-Results after thousands of filler fields is still removed",
+          "[engine][ar]") {
     auto cfg = load_config_string("[server]\nauthserv_id = \"mx.vigil.test\"\n");
     test::FakeClock clock;
     Session s(cfg, Services{&clock});
@@ -332,12 +345,14 @@ TEST_CASE("a forged Authentication-Results after thousands of filler fields is s
         if (e.kind == core::HeaderEdit::Kind::remove) removed.push_back(e.index);
     }
     CHECK(removed == std::vector<int>{2});
-    CHECK(std::any_of(v.symbols.begin(), v.symbols.end(), [](const auto& x) { return x.name == "MSG_HEADER_LIMIT"; }));
+    CHECK(std::any_of(v.symbols.begin(), v.symbols.end(),
+                      [](const auto& x) { return x.name == "MSG_HEADER_LIMIT"; }));
 }
 
 TEST_CASE("connect-stage findings of a check that also runs at HELO survive the HELO", "[engine]") {
     auto cfg = load_config_string(
-        "[[checks.access.rule]]\nmatch = \"ip\"\npattern = \"203.0.113.0/24\"\naction = \"score\"\nscore = 7.0\n");
+        "[[checks.access.rule]]\nmatch = \"ip\"\npattern = \"203.0.113.0/24\"\naction = \"score\"\nscore = "
+        "7.0\n");
     test::FakeClock clock;
     Session s(cfg, Services{&clock});
     auto in = inbound();
@@ -355,13 +370,14 @@ TEST_CASE("end of message without end of headers still runs the header checks", 
     REQUIRE(s.mail("a@example.org").proceed());
     REQUIRE(s.rcpt("r@vigil.test").proceed());
     auto v = s.end_of_message();
-    CHECK(std::any_of(v.symbols.begin(), v.symbols.end(), [](const auto& x) { return x.name == "MSG_NO_HEADERS"; }));
+    CHECK(std::any_of(v.symbols.begin(), v.symbols.end(),
+                      [](const auto& x) { return x.name == "MSG_NO_HEADERS"; }));
 }
 
 namespace {
 // Writes the SPF fact at MAIL FROM; at end of message records what it can read back.
 class FactsProbe final : public Check {
-public:
+  public:
     explicit FactsProbe(std::vector<std::string>& seen) : seen_(seen) {}
     std::string_view name() const override { return "facts_probe"; }
     std::vector<Stage> stages() const override { return {Stage::mail, Stage::eom}; }
@@ -371,16 +387,18 @@ public:
             seen_.push_back(ctx.facts().spf ? "stale" : "empty");
             ctx.facts().spf = SpfFact{"pass", "example.net", "mfrom", false};
         } else {
-            seen_.push_back(ctx.facts().spf ? ctx.facts().spf->result + " " + ctx.facts().spf->domain : "missing");
+            seen_.push_back(ctx.facts().spf ? ctx.facts().spf->result + " " + ctx.facts().spf->domain
+                                            : "missing");
         }
     }
 
-private:
+  private:
     std::vector<std::string>& seen_;
 };
 }  // namespace
 
-TEST_CASE("auth facts live for one message - later stages read them, the next message starts empty", "[engine]") {
+TEST_CASE("auth facts live for one message - later stages read them, the next message starts empty",
+          "[engine]") {
     auto cfg = base_config();
     std::vector<std::string> seen;
     cfg->checks.push_back(std::make_unique<FactsProbe>(seen));
@@ -396,7 +414,7 @@ TEST_CASE("auth facts live for one message - later stages read them, the next me
 namespace {
 // Reports and warns at connect and HELO, naming the HELO it saw.
 class ReportProbe final : public Check {
-public:
+  public:
     std::string_view name() const override { return "report_probe"; }
     std::vector<Stage> stages() const override { return {Stage::connect, Stage::helo}; }
     std::vector<core::SymbolDef> symbols() const override { return {}; }
@@ -458,14 +476,14 @@ TEST_CASE("without keep_reports (the milter) checks are told and no report is ke
 
 namespace {
 class WantsReportsProbe final : public Check {
-public:
+  public:
     explicit WantsReportsProbe(std::vector<bool>& seen) : seen_(seen) {}
     std::string_view name() const override { return "wants_reports_probe"; }
     std::vector<Stage> stages() const override { return {Stage::connect}; }
     std::vector<core::SymbolDef> symbols() const override { return {}; }
     void run(Context& ctx) const override { seen_.push_back(ctx.wants_reports()); }
 
-private:
+  private:
     std::vector<bool>& seen_;
 };
 }  // namespace
@@ -535,7 +553,8 @@ TEST_CASE("delay_reject: a refusal decided at connect or HELO is re-decided at M
     }
 }
 
-TEST_CASE("delay_reject: a refusal by a check that is not inbound-only holds for our own users too", "[engine]") {
+TEST_CASE("delay_reject: a refusal by a check that is not inbound-only holds for our own users too",
+          "[engine]") {
     std::vector<std::string> log;
     auto cfg = base_config();
     auto& deny = add_probe(*cfg, log, "deny", {Stage::helo}, {}, false);

@@ -31,8 +31,9 @@ core::Verdict sample_verdict() {
 
 TEST_CASE("the text decision line", "[log]") {
     auto line = report::format_decision(policy::LogFormat::text, sample_env(), sample_verdict(), 3);
-    CHECK(line == "4F1A2B: inbound action=add_header score=7.20/15.00 symbols=RBL_X(5.00),SPF_SOFTFAIL(2.20) "
-                  "ip=192.0.2.1 helo=mx.example.net from=<a@example.net> rcpts=2 ms=3");
+    CHECK(line ==
+          "4F1A2B: inbound action=add_header score=7.20/15.00 symbols=RBL_X(5.00),SPF_SOFTFAIL(2.20) "
+          "ip=192.0.2.1 helo=mx.example.net from=<a@example.net> rcpts=2 ms=3");
 }
 
 TEST_CASE("peer data in the log line is printable and bounded", "[log]") {
@@ -52,22 +53,26 @@ TEST_CASE("the JSON decision line", "[log]") {
     auto env = sample_env();
     env.helo = "quote\"back\\slash";
     auto line = report::format_decision(policy::LogFormat::json, env, sample_verdict(), 3);
-    CHECK(line == "{\"queue_id\":\"4F1A2B\",\"direction\":\"inbound\",\"action\":\"add_header\",\"score\":7.20,"
-                  "\"reject_score\":15.00,\"symbols\":[{\"name\":\"RBL_X\",\"score\":5.00,\"options\":[\"127.0.0.2\"]},"
-                  "{\"name\":\"SPF_SOFTFAIL\",\"score\":2.20,\"options\":[]}],\"ip\":\"192.0.2.1\","
-                  "\"helo\":\"quote\\\"back\\\\\\\\slash\",\"from\":\"a@example.net\",\"rcpts\":2,\"ms\":3}");
+    CHECK(
+        line ==
+        "{\"queue_id\":\"4F1A2B\",\"direction\":\"inbound\",\"action\":\"add_header\",\"score\":7.20,"
+        "\"reject_score\":15.00,\"symbols\":[{\"name\":\"RBL_X\",\"score\":5.00,\"options\":[\"127.0.0.2\"]},"
+        "{\"name\":\"SPF_SOFTFAIL\",\"score\":2.20,\"options\":[]}],\"ip\":\"192.0.2.1\","
+        "\"helo\":\"quote\\\"back\\\\\\\\slash\",\"from\":\"a@example.net\",\"rcpts\":2,\"ms\":3}");
 }
 
 TEST_CASE("early refusal lines", "[log]") {
     auto env = sample_env();
     auto line = report::format_early_decision(policy::LogFormat::text, env, "rcpt", "reject",
                                               {"550", "5.7.1", "No"}, "access rule", "bad@example.org");
-    CHECK(line == "4F1A2B: reject at rcpt reply=\"550 5.7.1 No\" reason=\"access rule\" ip=192.0.2.1 "
-                  "helo=mx.example.net from=<a@example.net> rcpt=<bad@example.org>");
+    CHECK(line ==
+          "4F1A2B: reject at rcpt reply=\"550 5.7.1 No\" reason=\"access rule\" ip=192.0.2.1 "
+          "helo=mx.example.net from=<a@example.net> rcpt=<bad@example.org>");
 }
 
 TEST_CASE("header edits: forged Authentication-Results removed - ours on top - junk headers", "[actions]") {
-    auto cfg = policy::load_config_string("[server]\nauthserv_id = \"mx.vigil.test\"\n[headers]\nsubject_tag = \"[SPAM]\"\n");
+    auto cfg = policy::load_config_string(
+        "[server]\nauthserv_id = \"mx.vigil.test\"\n[headers]\nsubject_tag = \"[SPAM]\"\n");
     core::Message msg;
     msg.add_header("Authentication-Results", " other.example; spf=pass");
     msg.add_header("Authentication-Results", " MX.Vigil.Test; dkim=pass");

@@ -207,7 +207,8 @@ TEST_CASE("iprev generic name forms", "[iprev]") {
         reputation::looks_generic("203-0-113-9.example.net", *core::IpAddress::parse("::ffff:203.0.113.9")));
     // Zero-padded forms of small octets.
     auto low = *core::IpAddress::parse("10.0.0.5");
-    for (auto n : {"010000000005.example.net", "0a000005.example.net", "167772165.example.net", "5.0.0.10.rev.example"}) {
+    for (auto n : {"010000000005.example.net", "0a000005.example.net", "167772165.example.net",
+                   "5.0.0.10.rev.example"}) {
         INFO(n);
         CHECK(reputation::looks_generic(n, low));
     }

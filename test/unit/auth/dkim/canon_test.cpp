@@ -11,7 +11,8 @@ using namespace vigil::auth::dkim;
 
 std::string testing_escape(std::string_view s) {
     std::string out;
-    for (char ch : s) out += ch == '\r' ? "\\r" : ch == '\n' ? "\\n" : ch == '\t' ? "\\t" : std::string(1, ch);
+    for (char ch : s)
+        out += ch == '\r' ? "\\r" : ch == '\n' ? "\\n" : ch == '\t' ? "\\t" : std::string(1, ch);
     return out;
 }
 
@@ -64,10 +65,12 @@ TEST_CASE("dkim canon: body hashes with l= snapshots", "[dkim][canon]") {
     REQUIRE(h.register_need(Canon::simple, HashAlg::sha256, 1000));
     for (char c : in) h.feed(std::string_view(&c, 1));
     h.finish();
-    CHECK(h.result(Canon::simple, HashAlg::sha256, std::nullopt) == digest(HashAlg::sha256, "line one\r\nline two\r\n"));
+    CHECK(h.result(Canon::simple, HashAlg::sha256, std::nullopt) ==
+          digest(HashAlg::sha256, "line one\r\nline two\r\n"));
     CHECK(h.result(Canon::simple, HashAlg::sha256, 5) == digest(HashAlg::sha256, "line "));
     CHECK(h.result(Canon::simple, HashAlg::sha256, 0) == digest(HashAlg::sha256, ""));
-    CHECK(h.result(Canon::simple, HashAlg::sha256, 20) == digest(HashAlg::sha256, "line one\r\nline two\r\n"));
+    CHECK(h.result(Canon::simple, HashAlg::sha256, 20) ==
+          digest(HashAlg::sha256, "line one\r\nline two\r\n"));
     CHECK_FALSE(h.result(Canon::simple, HashAlg::sha256, 1000).has_value());
     CHECK(h.canonical_length(Canon::simple) == 20);
 }
@@ -144,10 +147,12 @@ TEST_CASE("dkim canon: long bodies and chunkings agree with the plain reference"
         auto len = next() % 700;
         auto rate = 2 + next() % 30;  // one special byte in `rate`, on average
         for (std::uint32_t i = 0; i < len; ++i) {
-            in.push_back(next() % rate == 0 ? special[next() % sizeof special] : ordinary[next() % sizeof ordinary]);
+            in.push_back(next() % rate == 0 ? special[next() % sizeof special]
+                                            : ordinary[next() % sizeof ordinary]);
         }
         if (round % 3 == 0) {
-            for (std::size_t i = 64; i < in.size(); i += 67) in.replace(i, 3, "  \r");  // trailing white space
+            for (std::size_t i = 64; i < in.size(); i += 67)
+                in.replace(i, 3, "  \r");  // trailing white space
         }
         std::size_t chunk = 1 + next() % 100;
         for (auto c : {Canon::simple, Canon::relaxed}) {
@@ -159,8 +164,10 @@ TEST_CASE("dkim canon: long bodies and chunkings agree with the plain reference"
     }
 }
 
-TEST_CASE("dkim canon: the relaxed run ends exactly at the first byte that is not copied as is", "[dkim][canon]") {
-    for (std::size_t n : {std::size_t{1}, std::size_t{16}, std::size_t{17}, std::size_t{40}, std::size_t{100}}) {
+TEST_CASE("dkim canon: the relaxed run ends exactly at the first byte that is not copied as is",
+          "[dkim][canon]") {
+    for (std::size_t n :
+         {std::size_t{1}, std::size_t{16}, std::size_t{17}, std::size_t{40}, std::size_t{100}}) {
         std::string text(n, 'x');
         CHECK(BodyCanonicalizer::relaxed_run_end(text.data(), 0, n) == n);
         for (std::size_t at = 0; at < n; ++at) {

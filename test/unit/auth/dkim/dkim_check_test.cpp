@@ -37,11 +37,15 @@ struct TempKeyFile {
     ~TempKeyFile() { std::remove(path.c_str()); }
 };
 
-const std::string message = "From: Joe <joe@example.com>\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nHello.\r\n";
+const std::string message =
+    "From: Joe <joe@example.com>\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nHello.\r\n";
 
 std::shared_ptr<const policy::Config> config_with(const std::string& dkim) {
-    return policy::load_config_string("[server]\nauthserv_id = \"mx.test\"\nhostname = \"mx.ours.test\"\n"
-                                      "[checks.dkim]\nenabled = true\n" + dkim, "test.conf");
+    return policy::load_config_string(
+        "[server]\nauthserv_id = \"mx.test\"\nhostname = \"mx.ours.test\"\n"
+        "[checks.dkim]\nenabled = true\n" +
+            dkim,
+        "test.conf");
 }
 
 policy::ReplayResult run(const std::shared_ptr<const policy::Config>& cfg, dns::Resolver* resolver,
@@ -70,9 +74,10 @@ TEST_CASE("dkim check: signs outbound mail, verifies it inbound through the engi
     TempKeyFile f(g.private_pem, 0600);
     auto g2 = generate_key(KeyType::rsa, 2048);
     TempKeyFile f2(g2.private_pem, 0600);
-    auto cfg = config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"ed\"\nfile = \"" + f.path +
-                           "\"\n[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"rsa\"\nfile = \"" + f2.path +
-                           "\"\n");
+    auto cfg =
+        config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"ed\"\nfile = \"" + f.path +
+                    "\"\n[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"rsa\"\nfile = \"" +
+                    f2.path + "\"\n");
     dns::FakeResolver none;
     auto out = run(cfg, &none, message, "127.0.0.1");  // trusted network: outbound
     REQUIRE_FALSE(out.refused_at);
@@ -88,11 +93,13 @@ TEST_CASE("dkim check: signs outbound mail, verifies it inbound through the engi
     signed_msg += message;
 
     dns::FakeResolver fake;
-    fake.set_records("ed._domainkey.example.com", dns::RrType::txt,
-                     {dns::fake::txt("ed._domainkey.example.com", {"v=DKIM1; k=ed25519; p=" + g.public_b64})});
-    fake.set_records("rsa._domainkey.example.com", dns::RrType::txt,
-                     {dns::fake::txt("rsa._domainkey.example.com", {"v=DKIM1; k=rsa; p=" + g2.public_b64.substr(0, 200),
-                                                                    g2.public_b64.substr(200)})});
+    fake.set_records(
+        "ed._domainkey.example.com", dns::RrType::txt,
+        {dns::fake::txt("ed._domainkey.example.com", {"v=DKIM1; k=ed25519; p=" + g.public_b64})});
+    fake.set_records(
+        "rsa._domainkey.example.com", dns::RrType::txt,
+        {dns::fake::txt("rsa._domainkey.example.com",
+                        {"v=DKIM1; k=rsa; p=" + g2.public_b64.substr(0, 200), g2.public_b64.substr(200)})});
     auto in = run(cfg, &fake, signed_msg, "203.0.113.9");
     REQUIRE_FALSE(in.refused_at);
     CHECK(has(in.verdict, "DKIM_ALLOW"));
@@ -105,15 +112,16 @@ TEST_CASE("dkim check: signs outbound mail, verifies it inbound through the engi
         }
     }
     INFO(ar);
-    CHECK(ar.find("dkim=pass header.d=example.com header.i=@example.com header.s=ed header.a=ed25519-sha256 header.b=\"") !=
-          std::string::npos);
+    CHECK(ar.find("dkim=pass header.d=example.com header.i=@example.com header.s=ed header.a=ed25519-sha256 "
+                  "header.b=\"") != std::string::npos);
     CHECK(ar.find("header.s=rsa header.a=rsa-sha256") != std::string::npos);
     std::string report;
     for (const auto& [k, j] : in.verdict.reports) {
         if (k == "dkim") report = j;
     }
     CHECK(report.rfind("{\"signatures\":[{\"result\":\"pass\",\"domain\":\"example.com\",\"selector\":\"ed\","
-                       "\"algorithm\":\"ed25519-sha256\",\"detail\":\"\"}", 0) == 0);
+                       "\"algorithm\":\"ed25519-sha256\",\"detail\":\"\"}",
+                       0) == 0);
 
     // Tampered: DKIM_REJECT.
     auto bad = signed_msg;
@@ -126,9 +134,11 @@ TEST_CASE("dkim check: signs outbound mail, verifies it inbound through the engi
 TEST_CASE("dkim check: past the header-field cap nothing is signed and nothing passes", "[dkim][check]") {
     auto g = generate_key(KeyType::ed25519, 0);
     TempKeyFile f(g.private_pem, 0600);
-    auto cfg = config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"ed\"\nfile = \"" + f.path + "\"\n");
+    auto cfg = config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"ed\"\nfile = \"" +
+                           f.path + "\"\n");
     std::string filler;
-    for (std::size_t i = 0; i < core::limits::max_header_fields; ++i) filler += "X-Filler: " + std::to_string(i) + "\r\n";
+    for (std::size_t i = 0; i < core::limits::max_header_fields; ++i)
+        filler += "X-Filler: " + std::to_string(i) + "\r\n";
     // The From (and so the whole message) sits at the top; the filler pushes the rest past the cap.
     std::string big = "From: Joe <joe@example.com>\r\n" + filler + "Subject: late\r\n\r\nHello.\r\n";
 
@@ -150,8 +160,9 @@ TEST_CASE("dkim check: past the header-field cap nothing is signed and nothing p
     }
     REQUIRE_FALSE(sig.empty());
     dns::FakeResolver fake;
-    fake.set_records("ed._domainkey.example.com", dns::RrType::txt,
-                     {dns::fake::txt("ed._domainkey.example.com", {"v=DKIM1; k=ed25519; p=" + g.public_b64})});
+    fake.set_records(
+        "ed._domainkey.example.com", dns::RrType::txt,
+        {dns::fake::txt("ed._domainkey.example.com", {"v=DKIM1; k=ed25519; p=" + g.public_b64})});
     auto in = run(cfg, &fake, sig + big, "203.0.113.9");
     CHECK(has(in.verdict, "DKIM_NEUTRAL"));
     CHECK_FALSE(has(in.verdict, "DKIM_ALLOW"));
@@ -186,7 +197,8 @@ TEST_CASE("dkim check: parsed keys are cached with their TTL; DNS failure is tem
 TEST_CASE("dkim check: key file errors are config errors with file:line", "[dkim][check]") {
     auto g = generate_key(KeyType::ed25519, 0);
     TempKeyFile loose(g.private_pem, 0644);
-    auto conf = "[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = \"" + loose.path + "\"\n";
+    auto conf =
+        "[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = \"" + loose.path + "\"\n";
     try {
         config_with(conf);
         FAIL("loose key file accepted");
@@ -196,10 +208,12 @@ TEST_CASE("dkim check: key file errors are config errors with file:line", "[dkim
         CHECK(what.find("test.conf:9:") != std::string::npos);
         CHECK(what.find("readable by group or others") != std::string::npos);
     }
-    CHECK_THROWS_AS(config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = \"/nonexistent/k.pem\"\n"),
+    CHECK_THROWS_AS(config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = "
+                                "\"/nonexistent/k.pem\"\n"),
                     policy::ConfigError);
     TempKeyFile junk("-----BEGIN PRIVATE KEY-----\nAAAA\n", 0600);
-    CHECK_THROWS_AS(config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = \"" + junk.path + "\"\n"),
+    CHECK_THROWS_AS(config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = \"" +
+                                junk.path + "\"\n"),
                     policy::ConfigError);
     CHECK_THROWS_AS(config_with("sign_headers = [\"subject\"]\n"), policy::ConfigError);
 }

@@ -30,7 +30,8 @@ inline TestKey make_key(KeyType type, std::string domain, std::string selector, 
     k.signing->type = parsed.type;
     k.signing->key = std::shared_ptr<EVP_PKEY>(parsed.key.release(), PkeyFree{});
     k.signing->file = "<generated>";
-    k.record = std::string("v=DKIM1; k=") + (type == KeyType::rsa ? "rsa" : "ed25519") + "; p=" + g.public_b64;
+    k.record =
+        std::string("v=DKIM1; k=") + (type == KeyType::rsa ? "rsa" : "ed25519") + "; p=" + g.public_b64;
     return k;
 }
 
@@ -55,7 +56,8 @@ inline std::string sign_message(std::string_view raw, std::vector<std::shared_pt
                                 SignParams params, std::size_t chunk = 65535) {
     auto m = core::parse_message(raw);
     Signer signer(std::move(keys), std::move(params));
-    for (std::size_t i = 0; i < m.body.size(); i += chunk) signer.body(std::string_view(m.body).substr(i, chunk));
+    for (std::size_t i = 0; i < m.body.size(); i += chunk)
+        signer.body(std::string_view(m.body).substr(i, chunk));
     auto out = signer.finish(header_refs(m.headers));
     if (!out.error.empty()) return "ERROR: " + out.error;
     std::string msg;

@@ -48,23 +48,23 @@ TEST_CASE("dkim signature: malformed signatures are permerror values", "[dkim][s
     };
     CHECK(perm(with("v=1", "v=2")));
     CHECK(perm(with("a=rsa-sha256", "a=rsa-md5")));
-    CHECK(perm(with("h=From : To", "h=To : Subject")));        // h= without From
+    CHECK(perm(with("h=From : To", "h=To : Subject")));  // h= without From
     CHECK(perm(with("h=From : To", "h=From :: To")));
     CHECK(perm(with("d=Example.COM", "d=legitimate.com(.attacker.com")));
-    CHECK(perm(with("d=Example.COM", "d=Example. COM")));       // FWS inside a domain-name
+    CHECK(perm(with("d=Example.COM", "d=Example. COM")));  // FWS inside a domain-name
     CHECK(perm(with("d=Example.COM", "d=Example\r\n\t.COM")));
     CHECK(perm(with("s=sel", "s=se l")));
     CHECK(perm(with("i=joe@mail.example.com", "i=joe@mail. example.com")));
     CHECK(perm(with("i=joe@mail.example.com", "i=joe@example.net")));
-    CHECK(perm(with("b=AAAA", "b=AA*A")));                      // base64 with junk
+    CHECK(perm(with("b=AAAA", "b=AA*A")));                                            // base64 with junk
     CHECK(perm(with("bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "bh=AAAA")));  // wrong length
-    CHECK(perm(with("l=10", "l=99999999999999999999999999")));  // absurd l=
+    CHECK(perm(with("l=10", "l=99999999999999999999999999")));                        // absurd l=
     CHECK(perm(with("l=10", "l=-1")));
-    CHECK(perm(with("x=200", "x=50")));                         // expires before it was made
+    CHECK(perm(with("x=200", "x=50")));  // expires before it was made
     CHECK(perm(with("q=dns/txt", "q=http")));
     CHECK(perm(with("c=relaxed/simple", "c=fancy")));
-    CHECK(perm(with("s=sel;", "")));                            // missing s=
-    CHECK(perm(with("v=1; a", "v=1; v=1; a")));                 // duplicate tag
+    CHECK(perm(with("s=sel;", "")));             // missing s=
+    CHECK(perm(with("v=1; a", "v=1; v=1; a")));  // duplicate tag
     std::string many = "h=from";
     for (int i = 0; i < 10000; ++i) many += ":x" + std::to_string(i);
     CHECK(perm(with("h=From : To", many)));
@@ -87,7 +87,8 @@ TEST_CASE("dkim signature: rsa-sha1 is policy unless allowed", "[dkim][signature
 }
 
 TEST_CASE("dkim key records", "[dkim][keys]") {
-    auto k = parse_key_record("v=DKIM1; k=ed25519; t=y:s; h=sha256; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+    auto k = parse_key_record(
+        "v=DKIM1; k=ed25519; t=y:s; h=sha256; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
     REQUIRE(k.key);
     CHECK(k.key->type == KeyType::ed25519);
     CHECK(k.key->testing);
@@ -95,10 +96,10 @@ TEST_CASE("dkim key records", "[dkim][keys]") {
     CHECK(k.key->public_key.size() == 32);
     CHECK(parse_key_record("p=").key->revoked);
     CHECK(parse_key_record("k=rsa; unknown=tag; p=").key);
-    CHECK_FALSE(parse_key_record("k=rsa; v=DKIM1; p=").key);   // v= not first
+    CHECK_FALSE(parse_key_record("k=rsa; v=DKIM1; p=").key);  // v= not first
     CHECK_FALSE(parse_key_record("v=DKIM2; p=").key);
     CHECK_FALSE(parse_key_record("v=DKIM1; k=dsa; p=").key);
-    CHECK_FALSE(parse_key_record("v=DKIM1; k=rsa").key);      // no p=
+    CHECK_FALSE(parse_key_record("v=DKIM1; k=rsa").key);  // no p=
     CHECK_FALSE(parse_key_record("v=DKIM1; p=AB*C").key);
     CHECK_FALSE(parse_key_record("v=DKIM1; s=other; p=").key);
     CHECK_FALSE(parse_key_record("v=DKIM1; p=; p=").key);
@@ -195,7 +196,8 @@ TEST_CASE("dkim crypto: base64 decoding agrees with the plain reference", "[dkim
         auto len = next() % 120;
         auto rate = 1 + next() % 40;
         for (std::uint32_t i = 0; i < len; ++i) {
-            text.push_back(next() % rate == 0 ? odd[next() % sizeof odd] : alphabet[next() % alphabet.size()]);
+            text.push_back(next() % rate == 0 ? odd[next() % sizeof odd]
+                                              : alphabet[next() % alphabet.size()]);
         }
         if (round % 4 == 0) text += std::string(next() % 3, '=');
         auto got = base64_decode(text);

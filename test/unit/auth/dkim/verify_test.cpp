@@ -57,7 +57,8 @@ TEST_CASE("dkim verify: RSA and Ed25519 signatures pass in all four canonicalisa
 }
 
 TEST_CASE("dkim verify: one modified byte makes every signature fail", "[dkim][verify]") {
-    auto signed_msg = sign_message(message, {keys().rsa.signing, keys().ed.signing}, params(Canon::relaxed, Canon::relaxed));
+    auto signed_msg = sign_message(message, {keys().rsa.signing, keys().ed.signing},
+                                   params(Canon::relaxed, Canon::relaxed));
     auto body_at = signed_msg.find("A line");
     auto b = signed_msg;
     b[body_at] = 'B';
@@ -77,7 +78,8 @@ TEST_CASE("dkim verify: one modified byte makes every signature fail", "[dkim][v
     CHECK(r[0].result == Result::fail);
 }
 
-TEST_CASE("dkim verify: a failure under a testing key (t=y) is neutral, a pass stays pass", "[dkim][verify]") {
+TEST_CASE("dkim verify: a failure under a testing key (t=y) is neutral, a pass stays pass",
+          "[dkim][verify]") {
     auto table = keys().table();
     table["rsa._domainkey.example.com"] = "v=DKIM1; t=y; " + table["rsa._domainkey.example.com"].substr(9);
     auto signed_msg = sign_message(message, {keys().rsa.signing}, params(Canon::relaxed, Canon::relaxed));
@@ -95,7 +97,8 @@ TEST_CASE("dkim verify: a failure under a testing key (t=y) is neutral, a pass s
 }
 
 TEST_CASE("dkim verify: empty body, no final CRLF, long lines", "[dkim][verify]") {
-    for (std::string body : {std::string(), std::string("no newline"), std::string(100000, 'x') + "\r\n", std::string("\r\n\r\n")}) {
+    for (std::string body : {std::string(), std::string("no newline"), std::string(100000, 'x') + "\r\n",
+                             std::string("\r\n\r\n")}) {
         auto raw = "From: joe@example.com\r\nSubject: x\r\n\r\n" + body;
         for (auto c : {Canon::simple, Canon::relaxed}) {
             auto s = sign_message(raw, {keys().ed.signing}, params(c, c));
@@ -106,13 +109,18 @@ TEST_CASE("dkim verify: empty body, no final CRLF, long lines", "[dkim][verify]"
     }
 }
 
-TEST_CASE("dkim verify: key problems are permerror, DNS trouble temperror, policy refusals policy", "[dkim][verify]") {
+TEST_CASE("dkim verify: key problems are permerror, DNS trouble temperror, policy refusals policy",
+          "[dkim][verify]") {
     auto s = sign_message(message, {keys().rsa.signing}, params(Canon::relaxed, Canon::relaxed));
     CHECK(verify_message(s, {})[0].result == Result::permerror);  // no key
-    CHECK(verify_message(s, {{"rsa._domainkey.example.com", "v=DKIM1; p="}})[0].detail == "key revoked (empty p=)");
-    CHECK(verify_message(s, {{"rsa._domainkey.example.com", keys().ed.record}})[0].result == Result::permerror);
-    CHECK(verify_message(s, {{"rsa._domainkey.example.com", keys().rsa.record + "; h=sha1"}})[0].result == Result::permerror);
-    CHECK(verify_message(s, {{"rsa._domainkey.example.com", "v=DKIM1; p=!!!"}})[0].result == Result::permerror);
+    CHECK(verify_message(s, {{"rsa._domainkey.example.com", "v=DKIM1; p="}})[0].detail ==
+          "key revoked (empty p=)");
+    CHECK(verify_message(s, {{"rsa._domainkey.example.com", keys().ed.record}})[0].result ==
+          Result::permerror);
+    CHECK(verify_message(s, {{"rsa._domainkey.example.com", keys().rsa.record + "; h=sha1"}})[0].result ==
+          Result::permerror);
+    CHECK(verify_message(s, {{"rsa._domainkey.example.com", "v=DKIM1; p=!!!"}})[0].result ==
+          Result::permerror);
     // Wrong key of the right type: the signature does not verify.
     auto other = make_key(KeyType::rsa, "example.com", "rsa");
     CHECK(verify_message(s, {{"rsa._domainkey.example.com", other.record}})[0].result == Result::fail);
@@ -133,7 +141,8 @@ TEST_CASE("dkim verify: key problems are permerror, DNS trouble temperror, polic
     CHECK(r2[0].result == Result::policy);
     VerifyOptions lax;
     lax.min_rsa_bits = 512;
-    CHECK(verify_message(s2, {{"small._domainkey.example.com", small.record}}, lax)[0].result == Result::pass);
+    CHECK(verify_message(s2, {{"small._domainkey.example.com", small.record}}, lax)[0].result ==
+          Result::pass);
 }
 
 TEST_CASE("dkim verify: t= and x= against the clock with skew", "[dkim][verify]") {
@@ -142,8 +151,10 @@ TEST_CASE("dkim verify: t= and x= against the clock with skew", "[dkim][verify]"
     auto s = sign_message(message, {keys().ed.signing}, p);
     CHECK(verify_message(s, keys().table(), {}, 1'700'000'000 + 3600)[0].result == Result::pass);
     CHECK(verify_message(s, keys().table(), {}, 1'700'000'000 + 3600 + 301)[0].result == Result::permerror);
-    CHECK(verify_message(s, keys().table(), {}, 1'700'000'000 - 200)[0].result == Result::pass);   // within skew
-    CHECK(verify_message(s, keys().table(), {}, 1'700'000'000 - 400)[0].result == Result::permerror);  // future t=
+    CHECK(verify_message(s, keys().table(), {}, 1'700'000'000 - 200)[0].result ==
+          Result::pass);  // within skew
+    CHECK(verify_message(s, keys().table(), {}, 1'700'000'000 - 400)[0].result ==
+          Result::permerror);  // future t=
 }
 
 TEST_CASE("dkim verify: l= honoured and reported; absurd l= is permerror", "[dkim][verify]") {
@@ -152,7 +163,9 @@ TEST_CASE("dkim verify: l= honoured and reported; absurd l= is permerror", "[dki
     // Re-sign by hand with l=5 over the simple body: build the field text, then compute b=.
     std::string body_c = "Hi.  ";
     auto bh = base64_encode(digest(HashAlg::sha256, body_c));
-    std::string value = " v=1; a=ed25519-sha256; c=simple/simple; d=example.com; s=ed; l=5; h=from:subject; bh=" + bh + "; b=";
+    std::string value =
+        " v=1; a=ed25519-sha256; c=simple/simple; d=example.com; s=ed; l=5; h=from:subject; bh=" + bh +
+        "; b=";
     auto refs = header_refs(m.headers);
     refs.erase(refs.begin());  // drop the generated signature
     auto b = compute_b(*keys().ed.signing, HashAlg::sha256, Canon::simple, refs, {"from", "subject"}, value,
@@ -172,7 +185,8 @@ TEST_CASE("dkim verify: l= honoured and reported; absurd l= is permerror", "[dki
 }
 
 TEST_CASE("dkim verify: only max_signatures are verified; no signature is none", "[dkim][verify]") {
-    auto s = sign_message(message, {keys().ed.signing, keys().ed.signing, keys().ed.signing}, params(Canon::relaxed, Canon::relaxed));
+    auto s = sign_message(message, {keys().ed.signing, keys().ed.signing, keys().ed.signing},
+                          params(Canon::relaxed, Canon::relaxed));
     VerifyOptions o;
     o.max_signatures = 2;
     auto r = verify_message(s, keys().table(), o);
@@ -185,9 +199,10 @@ TEST_CASE("dkim verify: only max_signatures are verified; no signature is none",
 }
 
 TEST_CASE("dkim verify: junk signatures and a million tiny chunks stay bounded", "[dkim][verify]") {
-    std::string junk = "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=rsa; h=from; bh=@@@; b=@@@\r\n"
-                       "DKIM-Signature: \x01\x02\xff garbage\r\n"
-                       "DKIM-Signature:\r\n";
+    std::string junk =
+        "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=rsa; h=from; bh=@@@; b=@@@\r\n"
+        "DKIM-Signature: \x01\x02\xff garbage\r\n"
+        "DKIM-Signature:\r\n";
     auto s = sign_message(message, {keys().rsa.signing}, params(Canon::relaxed, Canon::relaxed));
     auto r = verify_message(junk + s, keys().table());
     REQUIRE(r.size() == 4);
@@ -210,7 +225,8 @@ TEST_CASE("dkim verify: junk signatures and a million tiny chunks stay bounded",
 }
 
 TEST_CASE("dkim sign: refuses a message without From; oversigns", "[dkim][sign]") {
-    CHECK(sign_message("Subject: x\r\n\r\nbody\r\n", {keys().rsa.signing}, params(Canon::relaxed, Canon::relaxed))
+    CHECK(sign_message("Subject: x\r\n\r\nbody\r\n", {keys().rsa.signing},
+                       params(Canon::relaxed, Canon::relaxed))
               .rfind("ERROR:", 0) == 0);
     auto s = sign_message(message, {keys().rsa.signing}, params(Canon::relaxed, Canon::relaxed));
     auto m = vigil::core::parse_message(s);

@@ -37,8 +37,14 @@ TEST_CASE("alignment: libopendmarc's counter-cases (DESIGN.md)", "[dmarc][alignm
 
 TEST_CASE("alignment: case, IDN and malformed names", "[dmarc][alignment]") {
     CHECK(aligned("MAIL.Example.com", "example.COM", AlignMode::relaxed, psl()));
-    CHECK(aligned("b\xc3\xbc" "cher.de", "xn--bcher-kva.de", AlignMode::strict, psl()));
-    CHECK(aligned("mail.xn--bcher-kva.de", "B\xc3\x9c" "CHER.de", AlignMode::relaxed, psl()));
+    CHECK(
+        aligned("b\xc3\xbc"
+                "cher.de",
+                "xn--bcher-kva.de", AlignMode::strict, psl()));
+    CHECK(aligned("mail.xn--bcher-kva.de",
+                  "B\xc3\x9c"
+                  "CHER.de",
+                  AlignMode::relaxed, psl()));
     CHECK_FALSE(aligned(".example.com", "example.com", AlignMode::strict, psl()));
     CHECK_FALSE(aligned("example.com", "example..com", AlignMode::relaxed, psl()));
     CHECK_FALSE(aligned("", "", AlignMode::strict, psl()));
@@ -49,7 +55,8 @@ TEST_CASE("alignment: case, IDN and malformed names", "[dmarc][alignment]") {
     CHECK(author_domain(psl(), "bad..name").name.empty());
 }
 
-TEST_CASE("alignment: relaxed without a list lookup only where it cannot change the answer", "[dmarc][alignment]") {
+TEST_CASE("alignment: relaxed without a list lookup only where it cannot change the answer",
+          "[dmarc][alignment]") {
     const auto r = AlignMode::relaxed;
     // A name that merely ends in the same letters is not under the organizational domain.
     CHECK_FALSE(aligned("example.com", "notexample.com", r, psl()));

@@ -126,7 +126,9 @@ void publish(dns::FakeResolver& dns, const std::string& domain, std::vector<std:
     dns.set_records("_dmarc." + domain, RrType::txt, std::move(rr));
 }
 
-Facts failing() { return Facts{spf("fail", "example.net"), true, {}}; }
+Facts failing() {
+    return Facts{spf("fail", "example.net"), true, {}};
+}
 
 }  // namespace
 
@@ -149,7 +151,8 @@ TEST_CASE("dmarc check: an aligned SPF pass passes (relaxed)", "[dmarc][check]")
 TEST_CASE("dmarc check: an aligned DKIM pass passes; unaligned or failing ones do not", "[dmarc][check]") {
     dns::FakeResolver dns;
     publish(dns, "example.net", {"v=DMARC1; p=reject"});
-    auto pass = run_msg(make_config("", Facts{spf("fail", "example.net"), true,
+    auto pass = run_msg(make_config("", Facts{spf("fail", "example.net"),
+                                              true,
                                               {dkim("fail", "example.net"), dkim("pass", "other.test"),
                                                dkim("pass", "mail.example.net")}}),
                         dns);
@@ -158,7 +161,8 @@ TEST_CASE("dmarc check: an aligned DKIM pass passes; unaligned or failing ones d
           std::vector<std::string>{"example.net", "dkim=mail.example.net"});
     CHECK_THAT(pass.report, Contains("\"dkim_aligned_domains\":[\"mail.example.net\"]"));
 
-    auto fail = run_msg(make_config("", Facts{spf("pass", "other.test"), true,
+    auto fail = run_msg(make_config("", Facts{spf("pass", "other.test"),
+                                              true,
                                               {dkim("fail", "example.net"), dkim("pass", "other.test")}}),
                         dns);
     CHECK(symbols_with(fail.r.verdict, "DMARC_") == std::vector<std::string>{"DMARC_POLICY_REJECT"});
@@ -176,7 +180,8 @@ TEST_CASE("dmarc check: p=reject rejects with 550 5.7.26, or quarantines or scor
     CHECK_THAT(r.r.verdict.reply->text, Contains("example.net"));
     REQUIRE(r.r.verdict.forced);
     CHECK(r.r.verdict.forced->check == "dmarc");
-    CHECK(options_of(r.r.verdict, "DMARC_POLICY_REJECT") == std::vector<std::string>{"example.net", "p=reject"});
+    CHECK(options_of(r.r.verdict, "DMARC_POLICY_REJECT") ==
+          std::vector<std::string>{"example.net", "p=reject"});
     // A rejected message gets no header; the scored one shows what the header says.
     CHECK(r.ar.empty());
     CHECK_THAT(r.report, Contains("\"enforced\":\"reject\""));
@@ -238,7 +243,8 @@ TEST_CASE("dmarc check: libopendmarc's misalignments are failures here", "[dmarc
     Facts f{spf("pass", "elsewhere.test"), true, {dkim("pass", "b.example.com")}};
     auto strict = run_msg(make_config("", f), s, sm);
     CHECK(has_symbol(strict.r.verdict, "DMARC_POLICY_REJECT"));
-    CHECK(options_of(strict.r.verdict, "DMARC_POLICY_REJECT") == std::vector<std::string>{"a.example.com", "p=reject"});
+    CHECK(options_of(strict.r.verdict, "DMARC_POLICY_REJECT") ==
+          std::vector<std::string>{"a.example.com", "p=reject"});
 
     // The same signature under adkim=r passes.
     dns::FakeResolver rel;
@@ -287,7 +293,8 @@ TEST_CASE("dmarc check: np for a non-existent subdomain (RFC 9091)", "[dmarc][ch
     nx.set_status("nx.example.net", RrType::mx, Status::nodata);
     auto r = run_msg(make_config("", failing()), nx, m);
     CHECK(r.r.verdict.action == core::Action::reject);
-    CHECK(options_of(r.r.verdict, "DMARC_POLICY_REJECT") == std::vector<std::string>{"nx.example.net", "np=reject"});
+    CHECK(options_of(r.r.verdict, "DMARC_POLICY_REJECT") ==
+          std::vector<std::string>{"nx.example.net", "np=reject"});
     CHECK_THAT(r.report, Contains("\"applied\":\"reject\""));
 
     dns::FakeResolver exists;
@@ -374,12 +381,14 @@ TEST_CASE("dmarc check: none, several records, invalid, temperror stay distinct"
 TEST_CASE("dmarc check: an aligned DKIM or SPF temperror is a temperror, not a fail", "[dmarc][check]") {
     dns::FakeResolver dns;
     publish(dns, "example.net", {"v=DMARC1; p=reject"});
-    auto r = run_msg(make_config("", Facts{spf("fail", "example.net"), true, {dkim("temperror", "example.net")}}), dns);
+    auto r = run_msg(
+        make_config("", Facts{spf("fail", "example.net"), true, {dkim("temperror", "example.net")}}), dns);
     CHECK(symbols_with(r.r.verdict, "DMARC_") == std::vector<std::string>{"DMARC_TEMPERROR"});
     CHECK(r.r.verdict.action == core::Action::accept);
     CHECK_THAT(r.ar, Contains("dmarc=temperror"));
     // An unaligned temperror changes nothing.
-    auto f = run_msg(make_config("", Facts{spf("fail", "example.net"), true, {dkim("temperror", "other.test")}}), dns);
+    auto f = run_msg(
+        make_config("", Facts{spf("fail", "example.net"), true, {dkim("temperror", "other.test")}}), dns);
     CHECK(f.r.verdict.action == core::Action::reject);
 }
 
@@ -416,7 +425,8 @@ TEST_CASE("dmarc check: failures of listed forwarders and domains are only score
     publish(dns, "lists.example.com", {"v=DMARC1; p=reject"});
     dns.set_status("_dmarc.example.com", RrType::txt, Status::nxdomain);
     auto cfg = make_config(
-        "score_only_networks = [\"198.51.100.0/24\"]\nscore_only_hosts = [\".fwd.example\", \"relay.example\"]\n"
+        "score_only_networks = [\"198.51.100.0/24\"]\nscore_only_hosts = [\".fwd.example\", "
+        "\"relay.example\"]\n"
         "score_only_domains = [\".example.com\"]",
         failing());
 
@@ -470,7 +480,8 @@ TEST_CASE("dmarc check: From problems are configurable and ask no DNS", "[dmarc]
     two.from = "From: a@example.net\r\nFrom: b@example.org\r\n";
     auto s = run_msg(make_config("", failing()), dns, two);
     CHECK(symbols_with(s.r.verdict, "DMARC_") == std::vector<std::string>{"DMARC_BAD_FROM"});
-    CHECK(options_of(s.r.verdict, "DMARC_BAD_FROM") == std::vector<std::string>{"several_fields", "2 From fields"});
+    CHECK(options_of(s.r.verdict, "DMARC_BAD_FROM") ==
+          std::vector<std::string>{"several_fields", "2 From fields"});
     CHECK_THAT(s.ar, Contains("dmarc=permerror"));
     CHECK(s.r.verdict.action == core::Action::accept);
 
@@ -493,7 +504,9 @@ TEST_CASE("dmarc check: From problems are configurable and ask no DNS", "[dmarc]
     CHECK(options_of(run_msg(make_config("", failing()), dns, garbage).r.verdict, "DMARC_BAD_FROM").front() ==
           "unparsable");
     Msg badidn;
-    badidn.from = "From: a@exa\xff" "mple.net\r\n";
+    badidn.from =
+        "From: a@exa\xff"
+        "mple.net\r\n";
     CHECK(options_of(run_msg(make_config("", failing()), dns, badidn).r.verdict, "DMARC_BAD_FROM").front() ==
           "unparsable");
     CHECK(dns.queries().empty());
@@ -503,7 +516,9 @@ TEST_CASE("dmarc check: IDN From domains are looked up as A-labels", "[dmarc][ch
     dns::FakeResolver dns;
     publish(dns, "xn--bcher-kva.example", {"v=DMARC1; p=reject"});
     Msg m;
-    m.from = "From: a@B\xc3\xbc" "cher.example\r\n";
+    m.from =
+        "From: a@B\xc3\xbc"
+        "cher.example\r\n";
     auto r = run_msg(make_config("", Facts{spf("pass", "xn--bcher-kva.example"), true, {}}), dns, m);
     CHECK(has_symbol(r.r.verdict, "DMARC_POLICY_ALLOW"));
     CHECK_THAT(r.ar, Contains("header.from=xn--bcher-kva.example"));
@@ -520,7 +535,8 @@ TEST_CASE("dmarc check: outbound mail is not checked", "[dmarc][check]") {
 
 TEST_CASE("dmarc check: evaluations of domains with rua= go to the report store", "[dmarc][check]") {
     dns::FakeResolver dns;
-    publish(dns, "example.net", {"v=DMARC1; p=reject; sp=none; adkim=s; pct=100; fo=1; rua=mailto:agg@example.net"});
+    publish(dns, "example.net",
+            {"v=DMARC1; p=reject; sp=none; adkim=s; pct=100; fo=1; rua=mailto:agg@example.net"});
     RecordingStore store;
     auto cfg = make_config("", Facts{spf("fail", "example.net"), true, {dkim("pass", "other.test")}});
     auto r = run_msg(cfg, dns, {}, &store);
@@ -574,7 +590,8 @@ TEST_CASE("dmarc check: the policy lookup starts at end of headers, before the b
     dns::FakeResolver dns;
     publish(dns, "example.net", {"v=DMARC1; p=reject"});
     FakeClock clock;
-    policy::Session s(make_config("", Facts{spf("pass", "example.net"), true, {}}), policy::Services{&clock, &dns});
+    policy::Session s(make_config("", Facts{spf("pass", "example.net"), true, {}}),
+                      policy::Services{&clock, &dns});
     REQUIRE(s.connect(core::IpAddress::parse("203.0.113.9"), "unknown").proceed());
     REQUIRE(s.helo("mx.example.org").proceed());
     REQUIRE(s.mail("a@example.net").proceed());
@@ -591,7 +608,8 @@ TEST_CASE("dmarc check: the policy lookup starts at end of headers, before the b
 
 TEST_CASE("dmarc check: with the real SPF and DKIM checks", "[dmarc][check]") {
     dns::FakeResolver dns;
-    dns.set_records("example.net", RrType::txt, {fake::txt("example.net", {"v=spf1 ip4:203.0.113.0/24 -all"})});
+    dns.set_records("example.net", RrType::txt,
+                    {fake::txt("example.net", {"v=spf1 ip4:203.0.113.0/24 -all"})});
     publish(dns, "example.net", {"v=DMARC1; p=reject"});
     auto cfg = config(std::string(dmarc_on) +
                       "[checks.spf]\nenabled = true\nhelo_check = false\nreceived_spf_header = false\n"

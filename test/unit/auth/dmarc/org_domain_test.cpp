@@ -15,12 +15,16 @@ using namespace vigil::auth::dmarc;
 TEST_CASE("normalize_domain: case, trailing dot, U-labels, and what is refused", "[dmarc][org]") {
     CHECK(normalize_domain("Mail.EXAMPLE.com").name == "mail.example.com");
     CHECK(normalize_domain("example.com.").name == "example.com");
-    CHECK(normalize_domain("b\xc3\xbc" "cher.example").name == "xn--bcher-kva.example");
-    CHECK(normalize_domain("B\xc3\x9c" "CHER.example").name == "xn--bcher-kva.example");
+    CHECK(normalize_domain("b\xc3\xbc"
+                           "cher.example")
+              .name == "xn--bcher-kva.example");
+    CHECK(normalize_domain("B\xc3\x9c"
+                           "CHER.example")
+              .name == "xn--bcher-kva.example");
     CHECK(normalize_domain("XN--BCHER-KVA.example").name == "xn--bcher-kva.example");
     CHECK(normalize_domain("_dmarc.example.com").ok());
-    for (const char* bad : {"", ".", "example..com", ".example.com", "example.com..", "exa mple.com", "a@b.com",
-                            "example.com/", "\xff\xfe.com"}) {
+    for (const char* bad : {"", ".", "example..com", ".example.com", "example.com..", "exa mple.com",
+                            "a@b.com", "example.com/", "\xff\xfe.com"}) {
         INFO(bad);
         auto n = normalize_domain(bad);
         CHECK_FALSE(n.ok());
@@ -57,7 +61,9 @@ TEST_CASE("organizational domain from Debian's Public Suffix List", "[dmarc][org
     CHECK(organizational_domain(*psl, "A.B.Example.CO.UK") == "example.co.uk");
     CHECK(organizational_domain(*psl, "a.b.c.\xd8\xa7\xdb\x8c\xd8\xb1\xd8\xa7\xd9\x86.ir") ==
           "c.xn--mgba3a4f16a.ir");
-    CHECK(organizational_domain(*psl, "mail.b\xc3\xbc" "cher.de") == "xn--bcher-kva.de");
+    CHECK(organizational_domain(*psl,
+                                "mail.b\xc3\xbc"
+                                "cher.de") == "xn--bcher-kva.de");
     CHECK(organizational_domain(*psl, "bad..name").empty());
     // Loaded once.
     CHECK(PublicSuffixList::system() == psl);

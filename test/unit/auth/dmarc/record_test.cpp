@@ -11,7 +11,8 @@ using Catch::Matchers::Contains;
 TEST_CASE("dmarc record: every tag parsed, defaults otherwise", "[dmarc][record]") {
     auto r = parse_record(
         "v=DMARC1; p=reject; sp=quarantine; np=reject; adkim=s; aspf=s; pct=25; "
-        "rua=mailto:agg@example.com!10m, mailto:other@example.net; ruf=mailto:f@example.com; fo=1:d; ri=3600");
+        "rua=mailto:agg@example.com!10m, mailto:other@example.net; ruf=mailto:f@example.com; fo=1:d; "
+        "ri=3600");
     REQUIRE(r.ok());
     CHECK(r.status == RecordStatus::ok);
     const auto& rec = *r.record;
@@ -115,7 +116,8 @@ TEST_CASE("dmarc record: a bad p= with a usable rua= is p=none (RFC 7489 6.6.3)"
 }
 
 TEST_CASE("dmarc record: other invalid values fall back to the default (6.3)", "[dmarc][record]") {
-    auto r = parse_record("v=DMARC1; p=quarantine; adkim=x; aspf=bob; pct=500; fo=2; rf=bob; ri=bob; np=maybe");
+    auto r =
+        parse_record("v=DMARC1; p=quarantine; adkim=x; aspf=bob; pct=500; fo=2; rf=bob; ri=bob; np=maybe");
     REQUIRE(r.ok());
     CHECK(r.record->p == Policy::quarantine);
     CHECK(r.record->adkim == AlignMode::relaxed);
@@ -167,7 +169,8 @@ TEST_CASE("dmarc record: hostile input stays bounded", "[dmarc][record][malforme
     CHECK_FALSE(parse_record(tags).ok());
 
     std::string uris = "v=DMARC1; p=none; rua=";
-    for (int i = 0; i < 500; ++i) uris += (i ? "," : "") + std::string("mailto:") + std::to_string(i) + "@x.y";
+    for (int i = 0; i < 500; ++i)
+        uris += (i ? "," : "") + std::string("mailto:") + std::to_string(i) + "@x.y";
     REQUIRE(uris.size() < limits::max_record_bytes);
     auto u = parse_record(uris);
     REQUIRE(u.ok());
