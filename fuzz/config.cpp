@@ -7,26 +7,26 @@
 #include <string_view>
 
 #include "core/ip_address.hpp"
+#include "engine/config.hpp"
+#include "engine/session.hpp"
 #include "fuzz_check.hpp"
-#include "policy/config.hpp"
-#include "policy/session.hpp"
 #include "report/decision_log.hpp"
 
 using namespace vigil;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view text(reinterpret_cast<const char*>(data), size);
-    std::shared_ptr<const policy::Config> cfg;
+    std::shared_ptr<const engine::Config> cfg;
     try {
-        cfg = policy::load_config_string(text, "fuzz.conf");
-    } catch (const policy::ConfigError& e) {
+        cfg = engine::load_config_string(text, "fuzz.conf");
+    } catch (const check::ConfigError& e) {
         FUZZ_CHECK(std::string_view(e.what()).find("fuzz.conf") != std::string_view::npos);
         return 0;
     }
     for (const auto& c : cfg->checks) {
         for (const auto& s : c->symbols()) FUZZ_CHECK(cfg->symbol(s.name) != nullptr);
     }
-    policy::Session s(cfg, policy::Services{});
+    engine::Session s(cfg, engine::Services{});
     s.connect(core::IpAddress::parse("192.0.2.1"), "client.example");
     s.helo("client.example");
     s.mail("<a@example.com>");
@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.body("XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n");
     auto v = s.end_of_message();
     // The decision line must be one printable line whatever the configuration made of the verdict.
-    for (auto f : {policy::LogFormat::text, policy::LogFormat::json}) {
+    for (auto f : {report::LogFormat::text, report::LogFormat::json}) {
         auto line = report::format_decision(f, s.envelope(), v, 0);
         FUZZ_CHECK(line.find('\n') == std::string::npos);
     }

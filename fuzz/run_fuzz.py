@@ -198,7 +198,7 @@ def seeds_for(name: str) -> list[bytes]:
         "config": lambda: files(os.path.join(ROOT, "conf", "*.conf")) + literals("policy", b"=") +
                           literals("auth", b"[checks") + literals("reputation", b"[checks"),
         "message": lambda: msgs() + literals("core/message_test.cpp") + literals("auth/authentication_results_test.cpp"),
-        "session": lambda: msgs() + literals("policy/session_test.cpp", b"\r\n"),
+        "session": lambda: msgs() + literals("engine/session_test.cpp", b"\r\n"),
         "dmarc_record": lambda: tsv_column(os.path.join(SHARED, "opendmarc-unit-tables", "dmarc-record-parse.tsv"), 1) +
                                 literals("auth/dmarc", b"v=DMARC1"),
         "dmarc_from": lambda: from_values() + literals("auth/dmarc", b"@"),

@@ -25,9 +25,9 @@
 #include "core/message.hpp"
 #include "dns/cache.hpp"
 #include "dns/resolver.hpp"
+#include "engine/config.hpp"
+#include "engine/session.hpp"
 #include "fuzz_check.hpp"
-#include "policy/config.hpp"
-#include "policy/session.hpp"
 #include "report/decision_log.hpp"
 #include "report/dmarc_store.hpp"
 
@@ -47,7 +47,7 @@ class FixedWallClock final : public core::Clock {
     }
 };
 
-std::shared_ptr<const policy::Config> g_config;
+std::shared_ptr<const engine::Config> g_config;
 std::string g_public_key_record;
 
 // Answers every question from its own slice of the input. Unlike the unit-test fake, it never
@@ -183,7 +183,7 @@ std::optional<core::IpAddress> client_ip(FuzzedDataProvider& in) {
 void check_verdict(const core::Verdict& v, const core::Envelope& env) {
     if (v.action == core::Action::reject || v.action == core::Action::tempfail)
         FUZZ_CHECK(v.reply.has_value());
-    for (auto f : {policy::LogFormat::text, policy::LogFormat::json}) {
+    for (auto f : {report::LogFormat::text, report::LogFormat::json}) {
         auto line = report::format_decision(f, env, v, 0);
         for (unsigned char c : line) FUZZ_CHECK(c >= 0x20 && c < 0x7f);
     }
@@ -288,7 +288,7 @@ domain = "example.com"
 selector = "s1"
 file = ")") + path + "\"\n";
     try {
-        g_config = policy::load_config_string(text, "session-fuzz.conf");
+        g_config = engine::load_config_string(text, "session-fuzz.conf");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "the fuzz configuration does not load: %s\n", e.what());
         std::abort();
@@ -304,12 +304,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FuzzedDataProvider in(data, size);
     auto upstream = std::make_shared<InputResolver>(in.ConsumeRandomLengthString(2048));
     dns::CachingResolver cache(upstream, clock);
-    policy::Services services;
+    engine::Services services;
     services.clock = &clock;
     services.resolver = &cache;
     services.cache = &cache;
     services.dmarc_store = &store;
-    policy::Session s(g_config, services);
+    engine::Session s(g_config, services);
 
     auto str = [&](std::size_t max) { return in.ConsumeRandomLengthString(max); };
     int events = 0;

@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/printable.hpp"
-#include "policy/session.hpp"
+#include "engine/session.hpp"
 #include "report/decision_log.hpp"
 
 namespace vigil::milter {
@@ -35,8 +35,8 @@ struct Deferred {
 };
 
 struct Priv {
-    std::shared_ptr<const policy::Config> config;
-    std::unique_ptr<policy::Session> session;
+    std::shared_ptr<const engine::Config> config;
+    std::unique_ptr<engine::Session> session;
     bool leadspc = false;
     unsigned long noreply = 0;               // protocol flags for stages where the MTA waits for no answer
     std::optional<Deferred> session_answer;  // an internal failure at connect or HELO: every transaction
@@ -95,7 +95,7 @@ sfsistat set_reply(SMFICTX* ctx, const core::SmtpReply& r, sfsistat status) {
     return status;
 }
 
-std::shared_ptr<const policy::Config> config_of(SMFICTX* ctx) {
+std::shared_ptr<const engine::Config> config_of(SMFICTX* ctx) {
     Priv* p = priv(ctx);
     return p && p->config ? p->config : g_daemon->config();
 }
@@ -113,7 +113,7 @@ sfsistat answer(SMFICTX* ctx, const Deferred& d) {
 sfsistat give(SMFICTX* ctx, Priv& p, const Deferred& d, std::string_view rcpt = {}) {
     static const core::Envelope none;  // a failure before the session existed
     log_line(LOG_INFO,
-             report::format_early_decision(p.config->log_format, p.session ? p.session->envelope() : none,
+             report::format_early_decision(p.config->log.format, p.session ? p.session->envelope() : none,
                                            d.stage, action_name(d.status), d.reply, d.reason, rcpt));
     return answer(ctx, d);
 }
@@ -143,11 +143,11 @@ sfsistat internal_failure(SMFICTX* ctx, const char* where, unsigned long nr_bit,
         auto qid = macro(ctx, "i");
         log_line(LOG_ERR, fmt::format("{}: internal error in {}: {} -> {}",
                                       qid.empty() ? "NOQUEUE" : core::printable(qid, 32), where,
-                                      core::printable(what), core::to_string(cfg.on_internal_error)));
+                                      core::printable(what), core::to_string(cfg.milter.on_internal_error)));
         Deferred d;
         d.stage = where;
         d.reason = fmt::format("internal error: {}", what);
-        switch (cfg.on_internal_error) {
+        switch (cfg.milter.on_internal_error) {
             case core::Action::accept:
                 d.status = SMFIS_ACCEPT;
                 break;
@@ -189,13 +189,13 @@ sfsistat stopping_answer(SMFICTX* ctx, unsigned long nr_bit) {
 
 // The answer of a stage up to RCPT: given there, or kept for RCPT when the MTA does not wait for one
 // at this stage (`nr_bit` negotiated).
-sfsistat early(SMFICTX* ctx, Priv& p, const policy::StageResult& r, const char* stage,
+sfsistat early(SMFICTX* ctx, Priv& p, const engine::StageResult& r, const char* stage,
                unsigned long nr_bit = 0, std::string_view rcpt = {}) {
     if (r.proceed()) return carry_on(p, nr_bit);
-    Deferred d{r.kind == policy::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL, r.reply, stage,
+    Deferred d{r.kind == engine::StageResult::Kind::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL, r.reply, stage,
                r.reason};
     if (p.noreply & nr_bit) return keep(p, nr_bit, std::move(d));
-    if (p.config->log_connections || nr_bit == SMFIP_NR_MAIL || std::strcmp(stage, "rcpt") == 0) {
+    if (p.config->log.connections || nr_bit == SMFIP_NR_MAIL || std::strcmp(stage, "rcpt") == 0) {
         return give(ctx, p, d, rcpt);
     }
     return answer(ctx, d);
@@ -225,7 +225,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
               // is, like DATA). A failure of our own is then kept for end of message.
               unsigned long noreply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
               const bool refuses_early = p->config->may_refuse_before_data();
-              if (p->config->delay_reject || !refuses_early)
+              if (p->config->milter.delay_reject || !refuses_early)
                   noreply |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
               if (g_unix_listener) noreply |= SMFIP_NR_DATA | (refuses_early ? 0 : SMFIP_NR_RCPT);
               *pf1 = f1 & (want | noreply);
@@ -260,7 +260,7 @@ Priv& ensure_priv(SMFICTX* ctx) {
     if (!p->session) {
         auto services = g_daemon->services();
         services.keep_reports = false;  // only `vigil check` shows them
-        p->session = std::make_unique<policy::Session>(p->config, services);
+        p->session = std::make_unique<engine::Session>(p->config, services);
     }
     return *p;
 }
@@ -402,7 +402,7 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
               {
                   EomGate::Slot slot(g_daemon->eom_gate());
                   v = p.session->end_of_message();
-                  decision = report::format_decision(p.config->log_format, p.session->envelope(), v,
+                  decision = report::format_decision(p.config->log.format, p.session->envelope(), v,
                                                      p.session->elapsed_ms());
               }
               sfsistat status = SMFIS_ACCEPT;

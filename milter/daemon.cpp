@@ -26,21 +26,21 @@
 
 namespace vigil::milter {
 
-Daemon::Daemon(std::string config_path, policy::Overrides overrides,
-               std::shared_ptr<const policy::Config> config, bool foreground)
+Daemon::Daemon(std::string config_path, engine::Overrides overrides,
+               std::shared_ptr<const engine::Config> config, bool foreground)
     : path_(std::move(config_path)),
       overrides_(std::move(overrides)),
       config_(std::move(config)),
       foreground_(foreground) {}
 
-std::shared_ptr<const policy::Config> Daemon::config() const {
+std::shared_ptr<const engine::Config> Daemon::config() const {
     std::lock_guard lock(mutex_);
     return config_;
 }
 
 void Daemon::start_runtime() {
     auto cfg = config();
-    runtime_ = std::make_unique<policy::Runtime>(*cfg);
+    runtime_ = std::make_unique<engine::Runtime>(cfg->dns);
     // Opened after the privilege drop, so the store's files belong to the milter's user. A store that
     // cannot be opened stops the start (StoreError says why); later write errors only drop rows.
     if (const auto& r = cfg->dmarc_reports; r.enabled) {
@@ -59,16 +59,16 @@ void Daemon::start_monitor() {
         log_line(LOG_NOTICE, "reputation monitor: off ([monitor] enabled = false)");
         return;
     }
-    if (cfg->sending_ips.empty()) {
+    if (cfg->server.sending_ips.empty()) {
         log_line(LOG_NOTICE, "reputation monitor: nothing to watch (no [server] sending_ips)");
         return;
     }
     doctor::Monitor::Options o;
-    o.ips = cfg->sending_ips;
+    o.ips = cfg->server.sending_ips;
     o.lists = doctor::select_lists(*cfg, cfg->monitor.lists);
     o.interval = cfg->monitor.interval;
     // As long as the resolver itself waits (Runtime: stage budget + 1 s), so no answer is abandoned.
-    o.timeout = cfg->stage_budget + std::chrono::seconds(2);
+    o.timeout = cfg->dns.stage_budget + std::chrono::seconds(2);
     monitor_ = std::make_unique<doctor::Monitor>(
         std::move(o), runtime_->cache(), core::SystemClock::instance(),
         [](doctor::Monitor::Priority p, const std::string& line) {
@@ -96,12 +96,12 @@ int Daemon::quiesce(std::chrono::milliseconds limit) {
 
 bool Daemon::reload() {
     try {
-        auto fresh = policy::load_config_file(path_, overrides_);
-        if (fresh->dns_server != runtime_->dns_server()) {
+        auto fresh = engine::load_config_file(path_, overrides_);
+        if (fresh->dns.server != runtime_->dns_server()) {
             log_line(LOG_WARNING,
                      fmt::format("reload: [dns] server changed from '{}' to '{}'; this takes a restart, "
                                  "the running resolver is kept",
-                                 runtime_->dns_server(), fresh->dns_server));
+                                 runtime_->dns_server(), fresh->dns.server));
         }
         if (fresh->dmarc_reports.enabled != config()->dmarc_reports.enabled ||
             fresh->dmarc_reports.store != config()->dmarc_reports.store) {
@@ -186,40 +186,41 @@ int set_nodelay_on_listeners() {
     return set;
 }
 
-std::string drop_privileges(const policy::Config& cfg, const std::string& unix_socket_path) {
+std::string drop_privileges(const engine::Config& cfg, const std::string& unix_socket_path) {
     // The socket's group may differ from the daemon's (socket_group, e.g. postfix: the MTA connects
     // without joining our group). -1: leave the group as it is.
     gid_t socket_gid = static_cast<gid_t>(-1);
-    if (!cfg.socket_group.empty()) {
-        struct group* gr = getgrnam(cfg.socket_group.c_str());
-        if (gr == nullptr) return fmt::format("socket_group '{}' does not exist", cfg.socket_group);
+    if (!cfg.milter.socket_group.empty()) {
+        struct group* gr = getgrnam(cfg.milter.socket_group.c_str());
+        if (gr == nullptr) return fmt::format("socket_group '{}' does not exist", cfg.milter.socket_group);
         socket_gid = gr->gr_gid;
     }
     auto set_socket = [&](uid_t uid, gid_t gid) -> std::string {
         if (unix_socket_path.empty()) return {};
         if (chown(unix_socket_path.c_str(), uid, gid) != 0 ||
-            chmod(unix_socket_path.c_str(), cfg.socket_mode) != 0) {
+            chmod(unix_socket_path.c_str(), cfg.milter.socket_mode) != 0) {
             return fmt::format("cannot set owner/mode of {}: {}", unix_socket_path, std::strerror(errno));
         }
         return {};
     };
     if (geteuid() != 0) return set_socket(static_cast<uid_t>(-1), socket_gid);
-    if (cfg.user.empty() || cfg.user == "root") {
-        if (cfg.allow_root) return set_socket(static_cast<uid_t>(-1), socket_gid);
+    if (cfg.milter.user.empty() || cfg.milter.user == "root") {
+        if (cfg.milter.allow_root) return set_socket(static_cast<uid_t>(-1), socket_gid);
         return "refusing to run as root: set [milter] user (or allow_root = true / --allow-root)";
     }
     errno = 0;
-    struct passwd* pw = getpwnam(cfg.user.c_str());
-    if (pw == nullptr) return fmt::format("user '{}' does not exist", cfg.user);
+    struct passwd* pw = getpwnam(cfg.milter.user.c_str());
+    if (pw == nullptr) return fmt::format("user '{}' does not exist", cfg.milter.user);
     uid_t uid = pw->pw_uid;
     gid_t gid = pw->pw_gid;
     std::string name = pw->pw_name;
-    if (!cfg.group.empty()) {
-        struct group* gr = getgrnam(cfg.group.c_str());
-        if (gr == nullptr) return fmt::format("group '{}' does not exist", cfg.group);
+    if (!cfg.milter.group.empty()) {
+        struct group* gr = getgrnam(cfg.milter.group.c_str());
+        if (gr == nullptr) return fmt::format("group '{}' does not exist", cfg.milter.group);
         gid = gr->gr_gid;
     }
-    if (auto err = set_socket(uid, cfg.socket_group.empty() ? gid : socket_gid); !err.empty()) return err;
+    if (auto err = set_socket(uid, cfg.milter.socket_group.empty() ? gid : socket_gid); !err.empty())
+        return err;
     if (initgroups(name.c_str(), gid) != 0) return fmt::format("initgroups: {}", std::strerror(errno));
     if (setgid(gid) != 0) return fmt::format("setgid({}): {}", gid, std::strerror(errno));
     if (setuid(uid) != 0) return fmt::format("setuid({}): {}", uid, std::strerror(errno));

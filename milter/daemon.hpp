@@ -8,24 +8,24 @@
 #include <string>
 
 #include "doctor/monitor.hpp"
+#include "engine/config.hpp"
+#include "engine/runtime.hpp"
 #include "milter/eom_gate.hpp"
-#include "policy/config.hpp"
-#include "policy/runtime.hpp"
 
 namespace vigil::milter {
 
 class Daemon {
   public:
-    Daemon(std::string config_path, policy::Overrides overrides, std::shared_ptr<const policy::Config> config,
+    Daemon(std::string config_path, engine::Overrides overrides, std::shared_ptr<const engine::Config> config,
            bool foreground);
 
-    std::shared_ptr<const policy::Config> config() const;
+    std::shared_ptr<const engine::Config> config() const;
     // Re-reads the file; on any error logs why and keeps the running configuration.
     bool reload();
     bool foreground() const { return foreground_; }
     // Builds the shared resolver; after dropping privileges, before serving.
     void start_runtime();
-    policy::Services services() const { return runtime_->services(); }
+    engine::Services services() const { return runtime_->services(); }
     // The reputation monitor ([monitor]) on its own thread, off the mail path; after start_runtime.
     // Its settings are read once: changing them takes a restart.
     void start_monitor();
@@ -54,11 +54,11 @@ class Daemon {
 
   private:
     std::string path_;
-    policy::Overrides overrides_;
+    engine::Overrides overrides_;
     mutable std::mutex mutex_;
-    std::shared_ptr<const policy::Config> config_;
+    std::shared_ptr<const engine::Config> config_;
     bool foreground_;
-    std::unique_ptr<policy::Runtime> runtime_;
+    std::unique_ptr<engine::Runtime> runtime_;
     std::unique_ptr<doctor::Monitor> monitor_;  // after runtime_: stopped before its resolver goes
     std::atomic<int> running_{0};               // callbacks at work (CallbackScope)
     EomGate eom_gate_;
@@ -77,6 +77,6 @@ int set_nodelay_on_listeners();
 
 // Drops to the configured user and group; refuses to keep running as root unless allowed.
 // Returns an error text, or empty on success.
-std::string drop_privileges(const policy::Config& config, const std::string& unix_socket_path);
+std::string drop_privileges(const engine::Config& config, const std::string& unix_socket_path);
 
 }  // namespace vigil::milter

@@ -20,9 +20,9 @@
 #include <fmt/format.h>
 
 #include "core/printable.hpp"
+#include "engine/config.hpp"
 #include "milter/adapter.hpp"
 #include "milter/daemon.hpp"
-#include "policy/config.hpp"
 
 namespace {
 
@@ -119,7 +119,7 @@ int serve(vigil::milter::Daemon& daemon) {
 int main(int argc, char** argv) {
     std::string config_path = default_config;
     bool test_only = false, foreground = false;
-    vigil::policy::Overrides ov;
+    vigil::engine::Overrides ov;
     static const option long_opts[] = {{"dns", required_argument, nullptr, 'D'},
                                        {"allow-root", no_argument, nullptr, 'R'},
                                        {"help", no_argument, nullptr, 'h'},
@@ -158,16 +158,16 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    std::shared_ptr<const vigil::policy::Config> config;
+    std::shared_ptr<const vigil::engine::Config> config;
     try {
-        config = vigil::policy::load_config_file(config_path, ov);
+        config = vigil::engine::load_config_file(config_path, ov);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\nvigil-milter: configuration has errors, not starting\n", e.what());
         return 1;
     }
     if (test_only) {
         std::printf("%s: configuration OK (%zu checks enabled, socket %s)\n", config_path.c_str(),
-                    config->checks.size(), config->socket.c_str());
+                    config->checks.size(), config->milter.socket.c_str());
         return 0;
     }
 
@@ -196,12 +196,12 @@ int main(int argc, char** argv) {
         vigil::milter::log_line(LOG_ERR, "smfi_register failed");
         return 1;
     }
-    if (smfi_setconn(const_cast<char*>(config->socket.c_str())) != MI_SUCCESS ||
-        smfi_settimeout(config->milter_timeout_s) != MI_SUCCESS) {
-        vigil::milter::log_line(LOG_ERR, fmt::format("invalid socket {}", config->socket));
+    if (smfi_setconn(const_cast<char*>(config->milter.socket.c_str())) != MI_SUCCESS ||
+        smfi_settimeout(config->milter.timeout_s) != MI_SUCCESS) {
+        vigil::milter::log_line(LOG_ERR, fmt::format("invalid socket {}", config->milter.socket));
         return 1;
     }
-    auto sock_path = unix_socket_path(config->socket);
+    auto sock_path = unix_socket_path(config->milter.socket);
     vigil::milter::set_unix_listener(!sock_path.empty());
     if (const char* fault = std::getenv("VIGIL_TEST_THROW_IN"); fault != nullptr && *fault != '\0') {
         vigil::milter::log_line(
@@ -213,20 +213,21 @@ int main(int argc, char** argv) {
     mode_t old_umask = umask(0177);  // the socket starts private; its mode is set explicitly below
     if (smfi_opensocket(true) != MI_SUCCESS) {
         vigil::milter::log_line(
-            LOG_ERR, fmt::format("cannot open socket {}: {}", config->socket, std::strerror(errno)));
+            LOG_ERR, fmt::format("cannot open socket {}: {}", config->milter.socket, std::strerror(errno)));
         return 1;
     }
     umask(old_umask);
-    if (config->tcp_nodelay && sock_path.empty()) {
+    if (config->milter.tcp_nodelay && sock_path.empty()) {
         // libmilter writes "add header" and the final reply separately: without this the second
         // write waits for the MTA's delayed ACK (~40 ms per message over TCP).
         vigil::milter::set_nodelay_on_listeners();
     }
-    if (!config->pid_file.empty()) {
-        std::ofstream pid(config->pid_file, std::ios::trunc);
+    if (!config->milter.pid_file.empty()) {
+        std::ofstream pid(config->milter.pid_file, std::ios::trunc);
         pid << getpid() << '\n';
         if (!pid)
-            vigil::milter::log_line(LOG_WARNING, fmt::format("cannot write pid file {}", config->pid_file));
+            vigil::milter::log_line(LOG_WARNING,
+                                    fmt::format("cannot write pid file {}", config->milter.pid_file));
     }
     if (auto err = vigil::milter::drop_privileges(*config, sock_path); !err.empty()) {
         vigil::milter::log_line(LOG_ERR, err);
@@ -243,7 +244,7 @@ int main(int argc, char** argv) {
     vigil::milter::log_line(
         LOG_NOTICE,
         fmt::format("starting: listening on {}, authserv-id {}, {} checks, uid {}, end-of-message slots {}",
-                    config->socket, config->authserv_id, config->checks.size(), getuid(),
+                    config->milter.socket, config->server.authserv_id, config->checks.size(), getuid(),
                     daemon.eom_gate().slots()));
     daemon.start_monitor();
     int rc = serve(daemon);

@@ -26,8 +26,8 @@
 #include "core/limits.hpp"
 #include "core/message.hpp"
 #include "dns/cache.hpp"
-#include "policy/config.hpp"
-#include "policy/runtime.hpp"
+#include "engine/config.hpp"
+#include "engine/runtime.hpp"
 
 namespace dk = vigil::auth::dkim;
 
@@ -225,7 +225,7 @@ int sign(const Args& a) {
     return 0;
 }
 
-int verify(const Args& a, const std::shared_ptr<const vigil::policy::Config>& config) {
+int verify(const Args& a, const std::shared_ptr<const vigil::engine::Config>& config) {
     if (a.rest.size() > 1) {
         usage(stderr);
         return 2;
@@ -256,18 +256,17 @@ int verify(const Args& a, const std::shared_ptr<const vigil::policy::Config>& co
     v.begin(refs, now);
     v.body(m.body);
 
-    std::unique_ptr<vigil::policy::Runtime> runtime;
+    std::unique_ptr<vigil::engine::Runtime> runtime;
     std::optional<dk::KeyFetcher> fetcher;
-    auto budget = config->stage_budget;
+    auto budget = config->dns.stage_budget;
     auto key_names = v.key_names();
     bool need_dns = std::any_of(key_names.begin(), key_names.end(),
                                 [&](const std::string& n) { return !records.count(n); });
     if (need_dns) {
-        vigil::policy::Config dns_config;
-        dns_config.dns_server = a.has("--dns") ? a.get("--dns") : config->dns_server;
-        dns_config.stage_budget = budget;
+        vigil::engine::DnsSettings dns_config = config->dns;
+        if (a.has("--dns")) dns_config.server = a.get("--dns");
         try {
-            runtime = std::make_unique<vigil::policy::Runtime>(dns_config);
+            runtime = std::make_unique<vigil::engine::Runtime>(dns_config);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "vigil dkim verify: %s\n", e.what());
             return 1;
@@ -311,7 +310,7 @@ int verify(const Args& a, const std::shared_ptr<const vigil::policy::Config>& co
 
 }  // namespace
 
-int dkim_command(int argc, char** argv, std::shared_ptr<const vigil::policy::Config> config) {
+int dkim_command(int argc, char** argv, std::shared_ptr<const vigil::engine::Config> config) {
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -25,7 +25,7 @@
 #include "auth/dmarc/org_domain.hpp"
 #include "core/printable.hpp"
 #include "dns/cache.hpp"
-#include "policy/runtime.hpp"
+#include "engine/runtime.hpp"
 #include "report/dmarc_aggregate.hpp"
 #include "report/dmarc_mail.hpp"
 #include "report/sqlite_dmarc_store.hpp"
@@ -151,7 +151,7 @@ bool write_file(const std::string& path, const std::string& data, std::string& e
 }  // namespace
 
 int dmarc_command(int argc, char** argv, const std::string& config_path_in, bool explicit_config_in,
-                  vigil::policy::Overrides ov) {
+                  vigil::engine::Overrides ov) {
     if (argc < 2 || std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h") {
         std::fputs(kUsage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -226,11 +226,11 @@ int dmarc_command(int argc, char** argv, const std::string& config_path_in, bool
         std::fprintf(stderr, "vigil dmarc report: nothing to do: give --out DIR, --send, or both\n");
         return 2;
     }
-    std::shared_ptr<const policy::Config> config;
+    std::shared_ptr<const engine::Config> config;
     if (explicit_config || access(config_path.c_str(), R_OK) == 0) {
-        config = policy::load_config_file(config_path, ov);
+        config = engine::load_config_file(config_path, ov);
     } else {
-        config = policy::load_config_string("", "<defaults>", ov);
+        config = engine::load_config_string("", "<defaults>", ov);
     }
     const auto& rc = config->dmarc_reports;
 
@@ -264,10 +264,10 @@ int dmarc_command(int argc, char** argv, const std::string& config_path_in, bool
         writable = false;
     }
 
-    std::unique_ptr<policy::Runtime> runtime;
+    std::unique_ptr<engine::Runtime> runtime;
     std::shared_ptr<const auth::dmarc::PublicSuffixList> psl;
     if (send) {
-        runtime = std::make_unique<policy::Runtime>(*config);
+        runtime = std::make_unique<engine::Runtime>(config->dns);
         psl = auth::dmarc::PublicSuffixList::system();
         if (!psl)
             std::fprintf(stderr,
@@ -329,7 +329,7 @@ int dmarc_command(int argc, char** argv, const std::string& config_path_in, bool
         if (latest->rua.empty()) std::printf("  no rua= destinations\n");
         auto deadline_for = [&] {
             return std::chrono::steady_clock::now() +
-                   std::max<std::chrono::milliseconds>(config->stage_budget, std::chrono::seconds(5));
+                   std::max<std::chrono::milliseconds>(config->dns.stage_budget, std::chrono::seconds(5));
         };
         for (const auto& uri : latest->rua) {
             auto shown = core::printable(uri, 200);

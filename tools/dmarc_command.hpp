@@ -3,7 +3,7 @@
 // writes them to a directory and/or mails them to the domains' rua= addresses.
 #include <string>
 
-#include "policy/config.hpp"
+#include "engine/config.hpp"
 
 namespace vigil::tools {
 
@@ -14,6 +14,6 @@ namespace vigil::tools {
 // full UTC day. Returns 0 when every report was written/sent (or rightly skipped), 1 when one could
 // not be (write error, sendmail failure, DNS temperror of the §7.1 check), 2 for usage errors.
 int dmarc_command(int argc, char** argv, const std::string& config_path, bool explicit_config,
-                  vigil::policy::Overrides overrides);
+                  vigil::engine::Overrides overrides);
 
 }  // namespace vigil::tools

@@ -16,7 +16,7 @@
 #include "dns/resolver.hpp"
 #include "doctor/doctor.hpp"
 #include "doctor/report.hpp"
-#include "policy/runtime.hpp"
+#include "engine/runtime.hpp"
 
 namespace vigil::tools {
 
@@ -41,7 +41,7 @@ void doctor_usage(std::FILE* out) {
 }  // namespace
 
 int doctor_command(int argc, char** argv, const std::string& config_path, bool explicit_config,
-                   policy::Overrides ov) {
+                   engine::Overrides ov) {
     doctor::TargetOverrides target;
     doctor::RunOptions run;
     std::string path = config_path;
@@ -131,13 +131,13 @@ int doctor_command(int argc, char** argv, const std::string& config_path, bool e
         return could_not_run;
     }
     try {
-        std::shared_ptr<const policy::Config> config;
+        std::shared_ptr<const engine::Config> config;
         if (explicit_path || access(path.c_str(), R_OK) == 0) {
-            config = policy::load_config_file(path, ov);
+            config = engine::load_config_file(path, ov);
         } else {
-            config = policy::load_config_string("", "<defaults>", ov);
+            config = engine::load_config_string("", "<defaults>", ov);
         }
-        policy::Runtime runtime(*config);
+        engine::Runtime runtime(config->dns);
         run.lists = doctor::select_lists(*config, config->monitor.lists);
         auto t = doctor::make_target(*config, target);
         auto findings = doctor::run(runtime.cache(), t, run);
@@ -146,9 +146,9 @@ int doctor_command(int argc, char** argv, const std::string& config_path, bool e
         } else {
             std::printf("vigil doctor: host %s, %zu sending IPs, %zu domains, %zu lists (%s)\n\n",
                         core::printable(t.hostname).c_str(), t.ips.size(), t.domains.size(), run.lists.size(),
-                        config->dns_server.empty()
+                        config->dns.server.empty()
                             ? "validating resolver"
-                            : fmt::format("DNS server {}, no DNSSEC validation", config->dns_server).c_str());
+                            : fmt::format("DNS server {}, no DNSSEC validation", config->dns.server).c_str());
             std::fputs(doctor::format_table(findings, isatty(STDOUT_FILENO) != 0).c_str(), stdout);
         }
         return doctor::exit_status(findings);

@@ -3,7 +3,7 @@
 // with lib/doctor and prints a table or JSON.
 #include <string>
 
-#include "policy/config.hpp"
+#include "engine/config.hpp"
 
 namespace vigil::tools {
 
@@ -11,6 +11,6 @@ namespace vigil::tools {
 // before the command (--config, --dns); the same options after "doctor" win.
 // Returns 0 all ok, 1 a warning or "cannot tell", 2 a failure, 3 when it could not run at all.
 int doctor_command(int argc, char** argv, const std::string& config_path, bool explicit_config,
-                   policy::Overrides overrides);
+                   engine::Overrides overrides);
 
 }  // namespace vigil::tools

@@ -12,7 +12,7 @@
 #include "auth/spf/evaluator.hpp"
 #include "core/printable.hpp"
 #include "dns/cache.hpp"
-#include "policy/runtime.hpp"
+#include "engine/runtime.hpp"
 
 namespace vigil::tools {
 
@@ -28,7 +28,7 @@ void spf_usage(std::FILE* out) {
 
 }  // namespace
 
-int spf_command(int argc, char** argv, std::shared_ptr<const vigil::policy::Config> config) {
+int spf_command(int argc, char** argv, std::shared_ptr<const vigil::engine::Config> config) {
     std::optional<core::IpAddress> ip;
     std::optional<std::string> mail_from;
     std::string helo;
@@ -82,23 +82,23 @@ int spf_command(int argc, char** argv, std::shared_ptr<const vigil::policy::Conf
         return 2;
     }
     try {
-        if (dns && (!config || config->dns_server != *dns)) {
+        if (dns && (!config || config->dns.server != *dns)) {
             // --dns given after "spf": a config for that one server; only the receiver name is kept.
-            policy::Overrides ov;
+            engine::Overrides ov;
             ov.dns_server = *dns;
-            if (config && !config->authserv_id.empty()) ov.authserv_id = config->authserv_id;
-            config = policy::load_config_string("", "<spf>", ov);
+            if (config && !config->server.authserv_id.empty()) ov.authserv_id = config->server.authserv_id;
+            config = engine::load_config_string("", "<spf>", ov);
         }
-        if (!config) config = policy::load_config_string("", "<defaults>");
-        policy::Runtime runtime(*config);
+        if (!config) config = engine::load_config_string("", "<defaults>");
+        engine::Runtime runtime(config->dns);
         auth::spf::Options opt;
         opt.fetch_explanation = true;
         opt.parsed_cache = &runtime.cache();
-        opt.receiver = config->authserv_id.empty() ? "unknown" : config->authserv_id;
+        opt.receiver = config->server.authserv_id.empty() ? "unknown" : config->server.authserv_id;
         opt.timestamp = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-        auto deadline = std::chrono::steady_clock::now() + config->stage_budget;
+        auto deadline = std::chrono::steady_clock::now() + config->dns.stage_budget;
         auto identity = auth::spf::mailfrom_identity(*mail_from, helo);
         auto o = auth::spf::evaluate(runtime.cache(), deadline, *ip, identity, helo, opt);
         if (json) {

@@ -3,7 +3,7 @@
 // evaluator and resolver set-up the milter uses.
 #include <memory>
 
-#include "policy/config.hpp"
+#include "engine/config.hpp"
 
 namespace vigil::tools {
 
@@ -13,7 +13,7 @@ namespace vigil::tools {
 // always fetched for a fail. --json prints one object: result, identity, domain, mechanism,
 // explanation (when there is one), problem (why an error), dns_terms, void_lookups.
 // Returns 0 when a result was reached (whatever it is), 2 for usage errors.
-int spf_command(int argc, char** argv, std::shared_ptr<const vigil::policy::Config> config);
+int spf_command(int argc, char** argv, std::shared_ptr<const vigil::engine::Config> config);
 
 }  // namespace vigil::tools
 

@@ -14,9 +14,9 @@
 
 #include "core/limits.hpp"
 #include "core/printable.hpp"
-#include "policy/config.hpp"
-#include "policy/replay.hpp"
-#include "policy/runtime.hpp"
+#include "engine/config.hpp"
+#include "engine/replay.hpp"
+#include "engine/runtime.hpp"
 #include "tools/dkim_command.hpp"
 #include "tools/dmarc_command.hpp"
 #include "tools/doctor_command.hpp"
@@ -58,10 +58,10 @@ std::string read_all(std::istream& in) {
     return data;
 }
 
-std::shared_ptr<const vigil::policy::Config> load(const std::string& path, bool explicit_path,
-                                                  const vigil::policy::Overrides& ov) {
-    if (explicit_path || access(path.c_str(), R_OK) == 0) return vigil::policy::load_config_file(path, ov);
-    return vigil::policy::load_config_string("", "<defaults>", ov);
+std::shared_ptr<const vigil::engine::Config> load(const std::string& path, bool explicit_path,
+                                                  const vigil::engine::Overrides& ov) {
+    if (explicit_path || access(path.c_str(), R_OK) == 0) return vigil::engine::load_config_file(path, ov);
+    return vigil::engine::load_config_string("", "<defaults>", ov);
 }
 
 std::string display_value(const std::string& v) {
@@ -79,8 +79,8 @@ std::string edit_json(const vigil::core::HeaderEdit& e) {
 }
 
 int cmd_check(int argc, char** argv, const std::string& config_path, bool explicit_config,
-              vigil::policy::Overrides ov) {
-    vigil::policy::ReplayInput in;
+              vigil::engine::Overrides ov) {
+    vigil::engine::ReplayInput in;
     bool json = false;
     static const option opts[] = {{"ip", required_argument, nullptr, 'i'},
                                   {"helo", required_argument, nullptr, 'H'},
@@ -156,15 +156,15 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
     in.message = data;
     in.client_name = in.ip ? "unknown" : "localhost";
 
-    vigil::policy::Runtime runtime(*config);
-    vigil::policy::Session session(config, runtime.services());
-    auto r = vigil::policy::replay(session, in);
+    vigil::engine::Runtime runtime(config->dns);
+    vigil::engine::Session session(config, runtime.services());
+    auto r = vigil::engine::replay(session, in);
 
     using vigil::core::Action;
     using Kind = vigil::core::HeaderEdit::Kind;
     std::string action, reply;
     if (r.refused_at) {
-        action = r.refusal.kind == vigil::policy::StageResult::Kind::reject ? "reject" : "tempfail";
+        action = r.refusal.kind == vigil::engine::StageResult::Kind::reject ? "reject" : "tempfail";
         reply = fmt::format("{} {} {}", r.refusal.reply.code, r.refusal.reply.xcode, r.refusal.reply.text);
     } else {
         action = std::string(vigil::core::to_string(r.verdict.action));
@@ -266,7 +266,7 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
     return 0;
 }
 
-int cmd_symbols(int argc, char** argv, const std::shared_ptr<const vigil::policy::Config>& config) {
+int cmd_symbols(int argc, char** argv, const std::shared_ptr<const vigil::engine::Config>& config) {
     bool json = argc > 1 && std::string(argv[1]) == "--json";
     std::string out;
     for (const auto& [name, def] : config->symbols) {
@@ -287,7 +287,7 @@ int cmd_symbols(int argc, char** argv, const std::shared_ptr<const vigil::policy
 int main(int argc, char** argv) {
     std::string config_path = default_config;
     bool explicit_config = false;
-    vigil::policy::Overrides ov;
+    vigil::engine::Overrides ov;
     int i = 1;
     // Global options come before the command.
     for (; i < argc && argv[i][0] == '-'; ++i) {

@@ -9,7 +9,7 @@ namespace vigil::content {
 namespace {
 
 // Keeps the tail of the previous chunk so a string split across chunks is still found.
-struct GtubeState final : policy::CheckState {
+struct GtubeState final : check::CheckState {
     std::string carry;
     std::size_t scanned = 0;
     bool found = false;
@@ -17,7 +17,7 @@ struct GtubeState final : policy::CheckState {
 
 }  // namespace
 
-std::unique_ptr<policy::Check> GtubeCheck::make(policy::Section& s) {
+std::unique_ptr<check::Check> GtubeCheck::make(check::Section& s) {
     auto action =
         s.get_choice("action", "reject", {"reject", "tempfail", "quarantine", "add_header", "score"});
     return std::make_unique<GtubeCheck>(action == "score" ? core::Action::accept
@@ -28,7 +28,7 @@ std::vector<core::SymbolDef> GtubeCheck::symbols() const {
     return {{"GTUBE", "The body contains the GTUBE test string", 20.0}};
 }
 
-void GtubeCheck::body_chunk(policy::Context& ctx, std::string_view chunk) const {
+void GtubeCheck::body_chunk(check::Context& ctx, std::string_view chunk) const {
     auto* st = static_cast<GtubeState*>(ctx.state(*this));
     if (st == nullptr) {
         auto fresh = std::make_unique<GtubeState>();
@@ -48,7 +48,7 @@ void GtubeCheck::body_chunk(policy::Context& ctx, std::string_view chunk) const 
     st->carry = window.substr(window.size() - keep);
 }
 
-void GtubeCheck::run(policy::Context& ctx) const {
+void GtubeCheck::run(check::Context& ctx) const {
     auto* st = static_cast<GtubeState*>(ctx.state(*this));
     if (st == nullptr || !st->found) return;
     ctx.add_symbol(*this, "GTUBE");

@@ -1,26 +1,26 @@
 #pragma once
 // GTUBE: the Generic Test for Unsolicited Bulk Email string. Lets an operator prove end to end
 // that rejection works without sending real spam.
-#include "policy/builtin_checks.hpp"
-#include "policy/check.hpp"
+#include "check/check.hpp"
+#include "check/check_factory.hpp"
 
 namespace vigil::content {
 
 inline constexpr std::string_view gtube_string =
     "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
-class GtubeCheck final : public policy::Check {
+class GtubeCheck final : public check::Check {
   public:
     explicit GtubeCheck(core::Action action) : action_(action) {}
-    static std::unique_ptr<policy::Check> make(policy::Section& options);
+    static std::unique_ptr<check::Check> make(check::Section& options);
 
     std::string_view name() const override { return "gtube"; }
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::body}; }
+    std::vector<check::Stage> stages() const override { return {check::Stage::body}; }
     std::vector<core::SymbolDef> symbols() const override;
     // Outbound mail is tested too: an operator checks their own submission path with it.
     bool inbound_only() const override { return false; }
-    void body_chunk(policy::Context& ctx, std::string_view chunk) const override;
-    void run(policy::Context& ctx) const override;
+    void body_chunk(check::Context& ctx, std::string_view chunk) const override;
+    void run(check::Context& ctx) const override;
 
   private:
     core::Action action_;

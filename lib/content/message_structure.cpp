@@ -4,7 +4,7 @@
 
 namespace vigil::content {
 
-std::unique_ptr<policy::Check> MessageStructureCheck::make(policy::Section&) {
+std::unique_ptr<check::Check> MessageStructureCheck::make(check::Section&) {
     return std::make_unique<MessageStructureCheck>();
 }
 
@@ -16,7 +16,7 @@ std::vector<core::SymbolDef> MessageStructureCheck::symbols() const {
             {"MSG_MULTIPLE_FROM", "The message has more than one From field", 3.0}};
 }
 
-void MessageStructureCheck::run(policy::Context& ctx) const {
+void MessageStructureCheck::run(check::Context& ctx) const {
     const auto& msg = ctx.message();
     if (msg.headers_truncated()) {
         ctx.add_symbol(*this, "MSG_HEADER_LIMIT", 1.0, {fmt::format("{} fields", msg.header_fields_seen())});

@@ -7,7 +7,7 @@
 #include "auth/dkim/dkim_check.hpp"
 #include "core/printable.hpp"
 #include "dns/resolver.hpp"
-#include "policy/config.hpp"
+#include "engine/config.hpp"
 
 namespace vigil::doctor {
 
@@ -39,18 +39,18 @@ const std::vector<std::string_view>& areas() {
     return list;
 }
 
-Target make_target(const policy::Config& config, const TargetOverrides& ov) {
+Target make_target(const engine::Config& config, const TargetOverrides& ov) {
     Target t;
-    t.hostname = core::to_lower(ov.hostname.value_or(config.hostname));
-    t.ips = ov.ips.empty() ? config.sending_ips : ov.ips;
+    t.hostname = core::to_lower(ov.hostname.value_or(config.server.hostname));
+    t.ips = ov.ips.empty() ? config.server.sending_ips : ov.ips;
     const auth::dkim::DkimCheck* dkim = nullptr;
     for (const auto& c : config.checks) {
         if (const auto* d = dynamic_cast<const auth::dkim::DkimCheck*>(c.get())) dkim = d;
     }
     if (!ov.domains.empty()) {
         for (const auto& d : ov.domains) add_unique(t.domains, core::to_lower(d));
-    } else if (!config.domains.empty()) {
-        t.domains = config.domains;
+    } else if (!config.server.domains.empty()) {
+        t.domains = config.server.domains;
     } else if (dkim != nullptr) {
         for (const auto& k : dkim->options().keys) add_unique(t.domains, k->domain);
     }

@@ -15,7 +15,7 @@
 #include "doctor/finding.hpp"
 #include "doctor/lists.hpp"
 
-namespace vigil::policy {
+namespace vigil::engine {
 struct Config;
 }
 
@@ -44,7 +44,7 @@ struct TargetOverrides {
 
 // [server] hostname, sending_ips and domains (else the DKIM key domains), and the keys and signing
 // rules of [checks.dkim], with `overrides` applied.
-Target make_target(const policy::Config& config, const TargetOverrides& overrides = {});
+Target make_target(const engine::Config& config, const TargetOverrides& overrides = {});
 
 struct RunOptions {
     std::vector<WatchedList> lists;

@@ -5,11 +5,14 @@
 #include <chrono>
 #include <cstddef>
 
+#include "engine/server_settings.hpp"
+#include "reputation/monitor_settings.hpp"
+
 namespace vigil::doctor::limits {
 
 // Sending IPs, domains and DKIM selectors of one run (config or command line); more is an error.
-inline constexpr std::size_t max_ips = 64;
-inline constexpr std::size_t max_domains = 64;
+inline constexpr std::size_t max_ips = engine::max_sending_ips;
+inline constexpr std::size_t max_domains = engine::max_domains;
 inline constexpr std::size_t max_selectors = 16;  // per domain
 // DMARC rua/ruf destinations whose external authorisation (RFC 7489 §7.1) is looked up.
 inline constexpr std::size_t max_report_destinations = 8;
@@ -22,8 +25,8 @@ inline constexpr std::size_t max_quoted = 200;
 // Each group of lookups (one area of one subject) waits at most this long by default.
 inline constexpr std::chrono::milliseconds default_timeout{5000};
 // The monitor's interval: [monitor] interval is bounded by these.
-inline constexpr std::chrono::seconds min_interval{1};
-inline constexpr std::chrono::seconds max_interval{7 * 24 * 3600};
+inline constexpr std::chrono::seconds min_interval = reputation::min_monitor_interval;
+inline constexpr std::chrono::seconds max_interval = reputation::max_monitor_interval;
 inline constexpr std::chrono::seconds default_interval{3600};
 // How often a monitor round waiting on DNS looks at its stop flag, so SIGTERM is never delayed long.
 inline constexpr std::chrono::milliseconds stop_poll{100};

@@ -12,32 +12,22 @@
 #include "core/ip_address.hpp"
 #include "doctor/finding.hpp"
 #include "reputation/dnsbl.hpp"
+#include "reputation/public_lists.hpp"
 
 namespace vigil::dns {
 struct Answer;
 }
-namespace vigil::policy {
+namespace vigil::engine {
 struct Config;
 }
 
 namespace vigil::doctor {
 
-// A public list and what an operator needs to know about a listing there.
-struct PublicList {
-    reputation::DnsblList list;
-    std::string title;    // "Spamhaus ZEN"
-    std::string removal;  // where to look a listing up and ask for removal
-    // Symbol (of `list.codes`) -> what a listing with that code means.
-    std::map<std::string, std::string, std::less<>> meanings;
-};
-
-// The names of the built-in public lists ("spamhaus-zen", ...). Static: no parsing, for config checks.
-const std::vector<std::string_view>& public_list_names();
-// The built-in public lists, parsed once by the [checks.dnsbl] parser.
-const std::vector<PublicList>& public_lists();
-
-// Validates one entry of [monitor] lists: "configured", "public" or a public list's name.
-std::optional<std::string> list_selector_error(std::string_view selector);
+using reputation::list_selector_error;
+using reputation::public_list_names;
+using reputation::public_lists;
+using reputation::PublicList;
+using reputation::refusal_meaning;
 
 struct WatchedList {
     reputation::DnsblList list;
@@ -48,7 +38,7 @@ struct WatchedList {
 // The lists [monitor] lists selects: "configured" (the lists of the enabled [checks.dnsbl]),
 // "public" (all built-in ones) or single public lists by name. A zone is checked once; a configured
 // list wins over the public one of the same zone.
-std::vector<WatchedList> select_lists(const policy::Config& config,
+std::vector<WatchedList> select_lists(const engine::Config& config,
                                       const std::vector<std::string>& selectors);
 
 // What one list's answer for `ip` means for the operator, as a finding (area "lists", subject the IP).
@@ -56,7 +46,5 @@ Finding list_finding(const WatchedList& list, const core::IpAddress& ip, const d
 // "127.0.0.2: SBL, a verified spam source": what the codes of a listing mean (the public list's
 // meanings when the zone is a known one, else the configured symbols).
 std::string listing_meaning(const WatchedList& list, const dns::Answer& answer);
-// Why a list refused to answer, from its refusal code.
-std::string refusal_meaning(std::string_view code);
 
 }  // namespace vigil::doctor

@@ -24,9 +24,9 @@ std::string ip_text(const core::Envelope& env) {
 
 }  // namespace
 
-std::string format_decision(policy::LogFormat format, const core::Envelope& env, const core::Verdict& v,
+std::string format_decision(report::LogFormat format, const core::Envelope& env, const core::Verdict& v,
                             long ms) {
-    if (format == policy::LogFormat::json) {
+    if (format == report::LogFormat::json) {
         std::string symbols;
         for (std::size_t i = 0; i < v.symbols.size() && i < core::limits::max_log_symbols; ++i) {
             const auto& s = v.symbols[i];
@@ -70,10 +70,10 @@ std::string format_decision(policy::LogFormat format, const core::Envelope& env,
     return out;
 }
 
-std::string format_early_decision(policy::LogFormat format, const core::Envelope& env, std::string_view stage,
+std::string format_early_decision(report::LogFormat format, const core::Envelope& env, std::string_view stage,
                                   std::string_view action, const core::SmtpReply& reply,
                                   std::string_view reason, std::string_view rcpt) {
-    if (format == policy::LogFormat::json) {
+    if (format == report::LogFormat::json) {
         return fmt::format(
             "{{\"queue_id\":\"{}\",\"stage\":\"{}\",\"action\":\"{}\",\"reply\":\"{} {} "
             "{}\",\"reason\":\"{}\","

@@ -9,7 +9,6 @@
 
 #include "core/printable.hpp"
 #include "dns/resolver.hpp"
-#include "policy/config.hpp"
 
 namespace vigil::reputation {
 
@@ -184,7 +183,7 @@ std::string json_strings(const std::vector<std::string>& v) {
     return out + "]";
 }
 
-struct DnsblState final : policy::CheckState {
+struct DnsblState final : check::CheckState {
     struct Lookup {
         std::size_t list;
         std::string query;
@@ -198,7 +197,7 @@ struct DnsblState final : policy::CheckState {
     std::optional<std::pair<std::size_t, std::string>> reject;  // list index, code
 };
 
-DnsblState& state_of(policy::Context& ctx, const policy::Check& check) {
+DnsblState& state_of(check::Context& ctx, const check::Check& check) {
     if (auto* st = ctx.state(check)) return static_cast<DnsblState&>(*st);
     auto fresh = std::make_unique<DnsblState>();
     auto& ref = *fresh;
@@ -207,7 +206,7 @@ DnsblState& state_of(policy::Context& ctx, const policy::Check& check) {
 }
 
 // Lookups are only worth making for a remote client that is not one of ours.
-std::optional<core::IpAddress> queried_ip(const policy::Context& ctx) {
+std::optional<core::IpAddress> queried_ip(const check::Context& ctx) {
     const auto& env = ctx.envelope();
     if (env.trusted_network || !env.client_ip) return std::nullopt;
     return env.client_ip->unmapped();
@@ -302,7 +301,7 @@ core::SmtpReply reject_reply(const DnsblList& list, const core::IpAddress& ip, s
     return r;
 }
 
-std::unique_ptr<policy::Check> DnsblCheck::make(policy::Section& s) {
+std::unique_ptr<check::Check> DnsblCheck::make(check::Section& s) {
     auto sections = s.sub_array("list");
     if (sections.size() > max_dnsbl_lists) {
         s.error("list",
@@ -495,9 +494,9 @@ bool DnsblCheck::may_refuse_before_data() const {
                        [](const DnsblList& l) { return !l.reject_codes.empty(); });
 }
 
-std::vector<policy::Stage> DnsblCheck::stages() const {
-    if (any_reject_at_rcpt()) return {policy::Stage::connect, policy::Stage::rcpt};
-    return {policy::Stage::connect};
+std::vector<check::Stage> DnsblCheck::stages() const {
+    if (any_reject_at_rcpt()) return {check::Stage::connect, check::Stage::rcpt};
+    return {check::Stage::connect};
 }
 
 std::vector<core::SymbolDef> DnsblCheck::symbols() const {
@@ -514,17 +513,17 @@ std::vector<core::SymbolDef> DnsblCheck::symbols() const {
     return out;
 }
 
-void DnsblCheck::start(policy::Context& ctx) const {
-    if (ctx.stage() == policy::Stage::connect) start_connect(ctx);
-    if (ctx.stage() == policy::Stage::rcpt) start_rcpt(ctx);
+void DnsblCheck::start(check::Context& ctx) const {
+    if (ctx.stage() == check::Stage::connect) start_connect(ctx);
+    if (ctx.stage() == check::Stage::rcpt) start_rcpt(ctx);
 }
 
-void DnsblCheck::run(policy::Context& ctx) const {
-    if (ctx.stage() == policy::Stage::connect) run_connect(ctx);
-    if (ctx.stage() == policy::Stage::rcpt) run_rcpt(ctx);
+void DnsblCheck::run(check::Context& ctx) const {
+    if (ctx.stage() == check::Stage::connect) run_connect(ctx);
+    if (ctx.stage() == check::Stage::rcpt) run_rcpt(ctx);
 }
 
-void DnsblCheck::start_connect(policy::Context& ctx) const {
+void DnsblCheck::start_connect(check::Context& ctx) const {
     auto ip = queried_ip(ctx);
     if (!ip || lists_.empty()) return;
     auto st = std::make_unique<DnsblState>();
@@ -537,7 +536,7 @@ void DnsblCheck::start_connect(policy::Context& ctx) const {
     ctx.set_state(*this, std::move(st));
 }
 
-void DnsblCheck::run_connect(policy::Context& ctx) const {
+void DnsblCheck::run_connect(check::Context& ctx) const {
     auto* st = static_cast<DnsblState*>(ctx.state(*this));
     auto ip = queried_ip(ctx);
     if (st == nullptr || !ip) return;
@@ -598,7 +597,7 @@ void DnsblCheck::run_connect(policy::Context& ctx) const {
 // engine keeps per-message state only, and clears it at MAIL. So the lookup is made again; behind the
 // shared cache it is a memory hit. It is never waited for: an answer not there yet (a list that timed
 // out at connect) must not hold up RCPT; such a client is judged by the connect-stage score instead.
-void DnsblCheck::start_rcpt(policy::Context& ctx) const {
+void DnsblCheck::start_rcpt(check::Context& ctx) const {
     auto ip = queried_ip(ctx);
     if (!ip) return;
     auto& st = state_of(ctx, *this);
@@ -614,7 +613,7 @@ void DnsblCheck::start_rcpt(policy::Context& ctx) const {
     }
 }
 
-void DnsblCheck::run_rcpt(policy::Context& ctx) const {
+void DnsblCheck::run_rcpt(check::Context& ctx) const {
     auto* st = static_cast<DnsblState*>(ctx.state(*this));
     auto ip = queried_ip(ctx);
     if (st == nullptr || !ip) return;

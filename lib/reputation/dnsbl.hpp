@@ -16,10 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "check/check.hpp"
+#include "check/check_factory.hpp"
 #include "core/ip_address.hpp"
 #include "core/verdict.hpp"
-#include "policy/builtin_checks.hpp"
-#include "policy/check.hpp"
 
 namespace vigil::dns {
 struct Answer;
@@ -102,26 +102,26 @@ std::string refused_warning(const DnsblList& list, std::string_view query, std::
 // The SMTP reply of a reject_codes hit, with {ip}, {list}, {zone} and {code} filled in.
 core::SmtpReply reject_reply(const DnsblList& list, const core::IpAddress& ip, std::string_view code);
 
-class DnsblCheck final : public policy::Check {
+class DnsblCheck final : public check::Check {
   public:
     DnsblCheck(std::vector<DnsblList> lists, std::vector<core::SymbolDef> list_symbols)
         : lists_(std::move(lists)), list_symbols_(std::move(list_symbols)) {}
-    static std::unique_ptr<policy::Check> make(policy::Section& options);
+    static std::unique_ptr<check::Check> make(check::Section& options);
 
     std::string_view name() const override { return "dnsbl"; }
-    std::vector<policy::Stage> stages() const override;
+    std::vector<check::Stage> stages() const override;
     bool may_refuse_before_data() const override;  // a list with reject_codes
     std::vector<core::SymbolDef> symbols() const override;
-    void start(policy::Context& ctx) const override;
-    void run(policy::Context& ctx) const override;
+    void start(check::Context& ctx) const override;
+    void run(check::Context& ctx) const override;
 
     const std::vector<DnsblList>& lists() const { return lists_; }
 
   private:
-    void start_connect(policy::Context& ctx) const;
-    void run_connect(policy::Context& ctx) const;
-    void start_rcpt(policy::Context& ctx) const;
-    void run_rcpt(policy::Context& ctx) const;
+    void start_connect(check::Context& ctx) const;
+    void run_connect(check::Context& ctx) const;
+    void start_rcpt(check::Context& ctx) const;
+    void run_rcpt(check::Context& ctx) const;
     bool any_reject_at_rcpt() const;
 
     std::vector<DnsblList> lists_;

@@ -6,7 +6,6 @@
 
 #include "core/printable.hpp"
 #include "dns/resolver.hpp"
-#include "policy/config.hpp"
 
 namespace vigil::reputation {
 
@@ -24,7 +23,7 @@ bool name_matches(std::string_view pattern, std::string_view name) {
     return pattern == name;
 }
 
-struct HeloState final : policy::CheckState {
+struct HeloState final : check::CheckState {
     HeloAnalysis analysis;
     std::optional<dns::Pending> a, aaaa;
 };
@@ -97,7 +96,7 @@ HeloAnalysis analyze_helo(std::string_view helo, const std::optional<core::IpAdd
     return out;
 }
 
-std::unique_ptr<policy::Check> HeloCheck::make(policy::Section& s) {
+std::unique_ptr<check::Check> HeloCheck::make(check::Section& s) {
     std::vector<std::string> names;
     for (const auto& n : s.get_strings("our_names", {})) {
         std::string_view body = n;
@@ -132,10 +131,10 @@ std::vector<core::SymbolDef> HeloCheck::symbols() const {
     };
 }
 
-HeloOptions HeloCheck::options_for(const policy::Context& ctx) const {
+HeloOptions HeloCheck::options_for(const check::Context& ctx) const {
     HeloOptions o;
     o.our_names = our_names_;
-    auto host = core::to_lower(ctx.config().hostname);
+    auto host = core::to_lower(ctx.server().hostname);
     if (!host.empty() && host.back() == '.') host.pop_back();
     if (!host.empty()) o.our_names.push_back(std::move(host));
     o.our_ips = our_ips_;
@@ -143,7 +142,7 @@ HeloOptions HeloCheck::options_for(const policy::Context& ctx) const {
     return o;
 }
 
-void HeloCheck::start(policy::Context& ctx) const {
+void HeloCheck::start(check::Context& ctx) const {
     const auto& env = ctx.envelope();
     // Our own clients may call themselves anything (and may be us). An empty HELO is no HELO.
     if (env.trusted_network || env.helo.empty()) {
@@ -159,7 +158,7 @@ void HeloCheck::start(policy::Context& ctx) const {
     ctx.set_state(*this, std::move(st));
 }
 
-void HeloCheck::run(policy::Context& ctx) const {
+void HeloCheck::run(check::Context& ctx) const {
     auto* st = static_cast<HeloState*>(ctx.state(*this));
     if (st == nullptr) return;
     const auto helo = reported(ctx.envelope().helo);

@@ -7,9 +7,9 @@
 #include <string_view>
 #include <vector>
 
+#include "check/check.hpp"
+#include "check/check_factory.hpp"
 #include "core/ip_address.hpp"
-#include "policy/builtin_checks.hpp"
-#include "policy/check.hpp"
 
 namespace vigil::reputation {
 
@@ -34,21 +34,21 @@ HeloAnalysis analyze_helo(std::string_view helo, const std::optional<core::IpAdd
 // characters (one trailing dot tolerated), last label not all digits.
 bool valid_hostname(std::string_view name);
 
-class HeloCheck final : public policy::Check {
+class HeloCheck final : public check::Check {
   public:
     HeloCheck(std::vector<std::string> our_names, std::vector<core::Cidr> our_ips, bool resolve)
         : our_names_(std::move(our_names)), our_ips_(std::move(our_ips)), resolve_(resolve) {}
-    static std::unique_ptr<policy::Check> make(policy::Section& options);
+    static std::unique_ptr<check::Check> make(check::Section& options);
 
     std::string_view name() const override { return "helo"; }
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::helo}; }
+    std::vector<check::Stage> stages() const override { return {check::Stage::helo}; }
     bool may_refuse_before_data() const override { return false; }  // it only scores
     std::vector<core::SymbolDef> symbols() const override;
-    void start(policy::Context& ctx) const override;
-    void run(policy::Context& ctx) const override;
+    void start(check::Context& ctx) const override;
+    void run(check::Context& ctx) const override;
 
   private:
-    HeloOptions options_for(const policy::Context& ctx) const;
+    HeloOptions options_for(const check::Context& ctx) const;
 
     std::vector<std::string> our_names_;
     std::vector<core::Cidr> our_ips_;

@@ -111,7 +111,7 @@ bool has_generic_word(std::string_view name) {
     return false;
 }
 
-struct IprevState final : policy::CheckState {
+struct IprevState final : check::CheckState {
     core::IpAddress ip;
     dns::Pending ptr;
     explicit IprevState(core::IpAddress a, dns::Pending p) : ip(a), ptr(std::move(p)) {}
@@ -130,7 +130,7 @@ bool looks_generic(std::string_view ptr_name, const core::IpAddress& ip) {
     return has_generic_word(name);
 }
 
-std::unique_ptr<policy::Check> IprevCheck::make(policy::Section&) {
+std::unique_ptr<check::Check> IprevCheck::make(check::Section&) {
     return std::make_unique<IprevCheck>();
 }
 
@@ -151,7 +151,7 @@ std::vector<core::SymbolDef> IprevCheck::symbols() const {
     };
 }
 
-void IprevCheck::start(policy::Context& ctx) const {
+void IprevCheck::start(check::Context& ctx) const {
     const auto& env = ctx.envelope();
     if (env.trusted_network || !env.client_ip) return;
     auto ip = env.client_ip->unmapped();
@@ -269,7 +269,7 @@ IprevEvaluation evaluate_iprev(dns::Resolver& resolver, const core::IpAddress& i
     return result("fail", "IPREV_FAIL", std::move(options));
 }
 
-void IprevCheck::run(policy::Context& ctx) const {
+void IprevCheck::run(check::Context& ctx) const {
     auto* st = static_cast<IprevState*>(ctx.state(*this));
     if (st == nullptr) return;
     const auto ip = st->ip;

@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "check/check.hpp"
+#include "check/check_factory.hpp"
 #include "core/ip_address.hpp"
 #include "dns/resolver.hpp"
-#include "policy/builtin_checks.hpp"
-#include "policy/check.hpp"
 
 namespace vigil::reputation {
 
@@ -50,16 +50,16 @@ struct IprevEvaluation {
 IprevEvaluation evaluate_iprev(dns::Resolver& resolver, const core::IpAddress& ip, const dns::Pending& ptr,
                                std::chrono::steady_clock::time_point deadline);
 
-class IprevCheck final : public policy::Check {
+class IprevCheck final : public check::Check {
   public:
-    static std::unique_ptr<policy::Check> make(policy::Section& options);
+    static std::unique_ptr<check::Check> make(check::Section& options);
 
     std::string_view name() const override { return "iprev"; }
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::connect}; }
+    std::vector<check::Stage> stages() const override { return {check::Stage::connect}; }
     bool may_refuse_before_data() const override { return false; }  // it only scores
     std::vector<core::SymbolDef> symbols() const override;
-    void start(policy::Context& ctx) const override;
-    void run(policy::Context& ctx) const override;
+    void start(check::Context& ctx) const override;
+    void run(check::Context& ctx) const override;
 };
 
 }  // namespace vigil::reputation

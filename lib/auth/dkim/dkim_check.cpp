@@ -25,7 +25,7 @@ std::optional<Canon> canon_of(std::string_view v) {
 
 }  // namespace
 
-class DkimCheck::State final : public policy::CheckState {
+class DkimCheck::State final : public check::CheckState {
   public:
     bool begun = false;
     bool outbound = false;
@@ -73,7 +73,7 @@ std::string load_signing_key(const std::string& path, SigningKey& into) {
     return {};
 }
 
-std::unique_ptr<policy::Check> DkimCheck::make(policy::Section& s) {
+std::unique_ptr<check::Check> DkimCheck::make(check::Section& s) {
     DkimOptions o;
     o.verify = s.get_bool("verify", true);
     o.verify_options.max_signatures = static_cast<std::size_t>(
@@ -179,7 +179,7 @@ std::vector<std::shared_ptr<const SigningKey>> DkimCheck::keys_for(std::string_v
     return out;
 }
 
-DkimCheck::State& DkimCheck::state(policy::Context& ctx) const {
+DkimCheck::State& DkimCheck::state(check::Context& ctx) const {
     auto* st = static_cast<State*>(ctx.state(*this));
     if (st == nullptr) {
         auto fresh = std::make_unique<State>();
@@ -214,22 +214,22 @@ DkimCheck::State& DkimCheck::state(policy::Context& ctx) const {
     return *st;
 }
 
-void DkimCheck::body_chunk(policy::Context& ctx, std::string_view chunk) const {
+void DkimCheck::body_chunk(check::Context& ctx, std::string_view chunk) const {
     auto& st = state(ctx);
     if (st.verifier) st.verifier->body(chunk);
     if (st.signer) st.signer->body(chunk);
 }
 
-void DkimCheck::start(policy::Context& ctx) const {
-    if (ctx.stage() != policy::Stage::eom) return;
+void DkimCheck::start(check::Context& ctx) const {
+    if (ctx.stage() != check::Stage::eom) return;
     auto& st = state(ctx);
     if (!st.verifier) return;
     st.fetcher.emplace(ctx.resolver(), ctx.cache());
     for (const auto& n : st.verifier->key_names()) st.fetcher->start(n);
 }
 
-void DkimCheck::run(policy::Context& ctx) const {
-    if (ctx.stage() != policy::Stage::eom) return;
+void DkimCheck::run(check::Context& ctx) const {
+    if (ctx.stage() != check::Stage::eom) return;
     auto& st = state(ctx);
     if (st.signer) {
         // Fields past the cap were passed to the MTA but not kept here: a signature over the ones
@@ -271,9 +271,9 @@ void DkimCheck::run(policy::Context& ctx) const {
     auto& facts = ctx.facts();
     facts.dkim_evaluated = true;
     for (const auto& r : results) {
-        facts.dkim.push_back(policy::DkimFact{std::string(to_string(r.result)), core::to_lower(r.domain),
-                                              r.selector, r.algorithm, r.b_prefix,
-                                              r.dnssec == dns::Dnssec::secure});
+        facts.dkim.push_back(check::DkimFact{std::string(to_string(r.result)), core::to_lower(r.domain),
+                                             r.selector, r.algorithm, r.b_prefix,
+                                             r.dnssec == dns::Dnssec::secure});
     }
     if (results.empty()) {
         ctx.add_symbol(*this, "DKIM_NONE");

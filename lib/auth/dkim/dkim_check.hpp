@@ -7,8 +7,8 @@
 
 #include "auth/dkim/sign.hpp"
 #include "auth/dkim/verify.hpp"
-#include "policy/builtin_checks.hpp"
-#include "policy/check.hpp"
+#include "check/check.hpp"
+#include "check/check_factory.hpp"
 
 namespace vigil::auth::dkim {
 
@@ -30,19 +30,19 @@ struct DkimOptions {
 // Reads the From domain of a message (the address in the first From field), lowercase; "" if none.
 std::string from_domain(std::string_view from_value);
 
-class DkimCheck final : public policy::Check {
+class DkimCheck final : public check::Check {
   public:
     explicit DkimCheck(DkimOptions options) : options_(std::move(options)) {}
-    static std::unique_ptr<policy::Check> make(policy::Section& options);
+    static std::unique_ptr<check::Check> make(check::Section& options);
 
     std::string_view name() const override { return "dkim"; }
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::body, policy::Stage::eom}; }
+    std::vector<check::Stage> stages() const override { return {check::Stage::body, check::Stage::eom}; }
     std::vector<core::SymbolDef> symbols() const override;
     // Runs for outbound mail too (it signs it); verification is for inbound mail only.
     bool inbound_only() const override { return false; }
-    void body_chunk(policy::Context& ctx, std::string_view chunk) const override;
-    void start(policy::Context& ctx) const override;
-    void run(policy::Context& ctx) const override;
+    void body_chunk(check::Context& ctx, std::string_view chunk) const override;
+    void start(check::Context& ctx) const override;
+    void run(check::Context& ctx) const override;
 
     // The keys that sign mail from `domain` (after the signing rules), in configured order.
     std::vector<std::shared_ptr<const SigningKey>> keys_for(std::string_view from_domain) const;
@@ -50,7 +50,7 @@ class DkimCheck final : public policy::Check {
 
   private:
     class State;
-    State& state(policy::Context& ctx) const;
+    State& state(check::Context& ctx) const;
     DkimOptions options_;
 };
 

@@ -11,10 +11,9 @@
 #include "auth/dmarc/alignment.hpp"
 #include "auth/dmarc/dmarc_limits.hpp"
 #include "auth/dmarc/from_domain.hpp"
+#include "check/config_reader.hpp"
 #include "core/printable.hpp"
 #include "dns/resolver.hpp"
-#include "policy/config.hpp"
-#include "policy/config_reader.hpp"
 #include "report/dmarc_store.hpp"
 
 namespace vigil::auth::dmarc {
@@ -23,7 +22,7 @@ namespace {
 
 constexpr std::size_t max_shown = 200;
 
-struct DmarcState final : policy::CheckState {
+struct DmarcState final : check::CheckState {
     FromDomain from;
     AuthorDomain author;
     std::optional<dns::Pending> txt_from;  // _dmarc.<From domain>
@@ -160,7 +159,7 @@ std::int64_t unix_time(const core::Clock& clock) {
     return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
 }
 
-std::vector<std::string> normalized_names(policy::Section& s, std::string_view key) {
+std::vector<std::string> normalized_names(check::Section& s, std::string_view key) {
     std::vector<std::string> out;
     for (const auto& raw : s.get_strings(key, {})) {
         std::string_view v = raw;
@@ -190,7 +189,7 @@ Sampler random_sampler() {
     };
 }
 
-std::unique_ptr<policy::Check> DmarcCheck::make(policy::Section& s) {
+std::unique_ptr<check::Check> DmarcCheck::make(check::Section& s) {
     DmarcOptions o;
     auto rej = s.get_choice("on_reject", "reject", {"reject", "quarantine", "score"});
     o.on_reject = rej == "reject"       ? OnReject::reject
@@ -250,7 +249,7 @@ std::vector<core::SymbolDef> DmarcCheck::symbols() const {
     };
 }
 
-void DmarcCheck::start(policy::Context& ctx) const {
+void DmarcCheck::start(check::Context& ctx) const {
     if (ctx.state(*this) != nullptr) return;
     auto st = std::make_unique<DmarcState>();
     std::vector<std::string_view> values;
@@ -277,8 +276,8 @@ void DmarcCheck::start(policy::Context& ctx) const {
     ctx.set_state(*this, std::move(st));
 }
 
-void DmarcCheck::run(policy::Context& ctx) const {
-    if (ctx.stage() != policy::Stage::eom || !psl_) return;
+void DmarcCheck::run(check::Context& ctx) const {
+    if (ctx.stage() != check::Stage::eom || !psl_) return;
     auto* st = static_cast<DmarcState*>(ctx.state(*this));
     if (st == nullptr) return;
     const auto& env = ctx.envelope();
@@ -464,7 +463,7 @@ void DmarcCheck::run(policy::Context& ctx) const {
         if (enforced == "none" && applied != Policy::none) reasons.push_back("local_policy");
         // The engine will only score what we force (RFC 7489 Appendix C: disposition is the policy
         // actually applied), so the report must not claim a reject or quarantine that never happened.
-        if (enforced != "none" && !ctx.config().honour_forced_actions) {
+        if (enforced != "none" && !ctx.honour_forced_actions()) {
             disposition = "none";
             reasons.push_back("local_policy");
             if (score_only_why.empty()) score_only_why = "honour_forced_actions = false";

@@ -11,9 +11,9 @@
 
 #include "auth/dmarc/org_domain.hpp"
 #include "auth/dmarc/record.hpp"
+#include "check/check.hpp"
+#include "check/check_factory.hpp"
 #include "core/ip_address.hpp"
-#include "policy/builtin_checks.hpp"
-#include "policy/check.hpp"
 
 namespace vigil::auth::dmarc {
 
@@ -41,22 +41,20 @@ using Sampler = std::function<int()>;
 // Uniform, seeded from std::random_device, safe from any thread.
 Sampler random_sampler();
 
-class DmarcCheck final : public policy::Check {
+class DmarcCheck final : public check::Check {
   public:
     DmarcCheck(DmarcOptions options, std::shared_ptr<const PublicSuffixList> psl,
                Sampler sampler = random_sampler())
         : options_(std::move(options)), psl_(std::move(psl)), sampler_(std::move(sampler)) {}
-    static std::unique_ptr<policy::Check> make(policy::Section& options);
+    static std::unique_ptr<check::Check> make(check::Section& options);
 
     std::string_view name() const override { return "dmarc"; }
     // headers: start the policy lookups; eom: evaluate (after DKIM, which runs at eom too).
-    std::vector<policy::Stage> stages() const override {
-        return {policy::Stage::headers, policy::Stage::eom};
-    }
+    std::vector<check::Stage> stages() const override { return {check::Stage::headers, check::Stage::eom}; }
     std::vector<core::SymbolDef> symbols() const override;
     std::vector<std::string_view> depends_on() const override { return {"spf", "dkim"}; }
-    void start(policy::Context& ctx) const override;
-    void run(policy::Context& ctx) const override;
+    void start(check::Context& ctx) const override;
+    void run(check::Context& ctx) const override;
 
     const DmarcOptions& options() const { return options_; }
     // For tests, before the configuration is shared: replaces the pct= sampler.

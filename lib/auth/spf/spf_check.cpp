@@ -6,10 +6,9 @@
 #include <fmt/format.h>
 
 #include "auth/authentication_results.hpp"
+#include "check/config_reader.hpp"
 #include "core/printable.hpp"
 #include "dns/resolver.hpp"
-#include "policy/config.hpp"
-#include "policy/config_reader.hpp"
 
 namespace vigil::auth::spf {
 
@@ -19,7 +18,7 @@ namespace {
 constexpr std::size_t max_header_string = 200;
 constexpr std::size_t max_reply_text = 400;
 
-struct SpfState final : policy::CheckState {
+struct SpfState final : check::CheckState {
     core::IpAddress ip;
     Identity mailfrom;
     std::optional<dns::Pending> mailfrom_txt;
@@ -66,7 +65,7 @@ std::int64_t unix_time(const core::Clock& clock) {
     return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
 }
 
-std::string receiver_of(const policy::Config& cfg) {
+std::string receiver_of(const check::ServerFacts& cfg) {
     if (!cfg.authserv_id.empty()) return cfg.authserv_id;
     if (!cfg.hostname.empty()) return cfg.hostname;
     return "unknown";
@@ -122,7 +121,7 @@ std::string auth_result(const Outcome& o, std::string_view property, std::string
                        auth::ar_value(value));
 }
 
-std::unique_ptr<policy::Check> SpfCheck::make(policy::Section& s) {
+std::unique_ptr<check::Check> SpfCheck::make(check::Section& s) {
     CheckOptions o;
     o.reject_on_fail = s.get_bool("reject_on_fail", o.reject_on_fail);
     o.tempfail_on_temperror = s.get_bool("tempfail_on_temperror", o.tempfail_on_temperror);
@@ -155,7 +154,7 @@ std::vector<core::SymbolDef> SpfCheck::symbols() const {
     };
 }
 
-void SpfCheck::start(policy::Context& ctx) const {
+void SpfCheck::start(check::Context& ctx) const {
     const auto& env = ctx.envelope();
     if (!env.client_ip) return;
     auto st = std::make_unique<SpfState>();
@@ -168,13 +167,13 @@ void SpfCheck::start(policy::Context& ctx) const {
     ctx.set_state(*this, std::move(st));
 }
 
-void SpfCheck::run(policy::Context& ctx) const {
+void SpfCheck::run(check::Context& ctx) const {
     auto* st = static_cast<SpfState*>(ctx.state(*this));
     if (st == nullptr) return;
     const auto& env = ctx.envelope();
     Options opt;
     opt.fetch_explanation = options_.explanation;
-    opt.receiver = receiver_of(ctx.config());
+    opt.receiver = receiver_of(ctx.server());
     opt.timestamp = unix_time(ctx.clock());
     opt.parsed_cache = ctx.cache();
 
@@ -191,8 +190,8 @@ void SpfCheck::run(policy::Context& ctx) const {
         ctx.add_auth_result(auth_result(o, "smtp.mailfrom", st->mailfrom.domain));
     }
     if (ctx.wants_reports()) ctx.add_report("spf", to_json(o, null_sender ? "helo" : "mailfrom"));
-    ctx.facts().spf = policy::SpfFact{std::string(to_string(o.result)), core::to_lower(o.domain),
-                                      null_sender ? "helo" : "mfrom", o.dnssec == dns::Dnssec::secure};
+    ctx.facts().spf = check::SpfFact{std::string(to_string(o.result)), core::to_lower(o.domain),
+                                     null_sender ? "helo" : "mfrom", o.dnssec == dns::Dnssec::secure};
     if (options_.received_spf_header) {
         ctx.prepend_header("Received-SPF",
                            received_spf_value(o, st->ip, env.mail_from, env.helo, opt.receiver,
@@ -210,8 +209,8 @@ void SpfCheck::run(policy::Context& ctx) const {
         ctx.add_symbol(*this, symbol_for(h.result, true), 1.0, hopts);
         ctx.add_auth_result(auth_result(h, "smtp.helo", env.helo));
         if (ctx.wants_reports()) ctx.add_report("spf_helo", to_json(h, "helo"));
-        ctx.facts().spf_helo = policy::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain),
-                                               "helo", h.dnssec == dns::Dnssec::secure};
+        ctx.facts().spf_helo = check::SpfFact{std::string(to_string(h.result)), core::to_lower(h.domain),
+                                              "helo", h.dnssec == dns::Dnssec::secure};
     }
 
     if (o.result == Result::fail && options_.reject_on_fail) {

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "auth/spf/evaluator.hpp"
-#include "policy/builtin_checks.hpp"
-#include "policy/check.hpp"
+#include "check/check.hpp"
+#include "check/check_factory.hpp"
 
 namespace vigil::auth::spf {
 
@@ -27,19 +27,19 @@ std::string received_spf_value(const Outcome& o, const core::IpAddress& ip, std:
 // The "spf=..." resinfo for Authentication-Results.
 std::string auth_result(const Outcome& o, std::string_view property, std::string_view value);
 
-class SpfCheck final : public policy::Check {
+class SpfCheck final : public check::Check {
   public:
     explicit SpfCheck(CheckOptions options) : options_(options) {}
-    static std::unique_ptr<policy::Check> make(policy::Section& options);
+    static std::unique_ptr<check::Check> make(check::Section& options);
 
     std::string_view name() const override { return "spf"; }
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::mail}; }
+    std::vector<check::Stage> stages() const override { return {check::Stage::mail}; }
     bool may_refuse_before_data() const override {
         return options_.reject_on_fail || options_.tempfail_on_temperror;
     }
     std::vector<core::SymbolDef> symbols() const override;
-    void start(policy::Context& ctx) const override;
-    void run(policy::Context& ctx) const override;
+    void start(check::Context& ctx) const override;
+    void run(check::Context& ctx) const override;
 
   private:
     CheckOptions options_;

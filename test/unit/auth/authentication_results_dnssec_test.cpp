@@ -9,13 +9,13 @@
 
 #include "auth/dkim/dkim_fixture.hpp"
 #include "auth/spf/evaluator.hpp"
+#include "check/check.hpp"
+#include "check/config_reader.hpp"
 #include "dns/fake_resolver.hpp"
+#include "engine/config.hpp"
+#include "engine/replay.hpp"
+#include "engine/session.hpp"
 #include "fakes.hpp"
-#include "policy/check.hpp"
-#include "policy/config.hpp"
-#include "policy/config_reader.hpp"
-#include "policy/replay.hpp"
-#include "policy/session.hpp"
 
 using namespace vigil;
 using dns::Dnssec;
@@ -33,14 +33,14 @@ dns::Answer txt_with(std::string_view name, std::string text, Dnssec status) {
 }
 
 // Records at end of message what SPF and DKIM left in the facts.
-class FactsProbe final : public policy::Check {
+class FactsProbe final : public check::Check {
   public:
     explicit FactsProbe(std::vector<std::string>& seen) : seen_(seen) {}
     std::string_view name() const override { return "facts_probe"; }
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::eom}; }
+    std::vector<check::Stage> stages() const override { return {check::Stage::eom}; }
     std::vector<core::SymbolDef> symbols() const override { return {}; }
     std::vector<std::string_view> depends_on() const override { return {"dkim"}; }
-    void run(policy::Context& ctx) const override {
+    void run(check::Context& ctx) const override {
         const auto& f = ctx.facts();
         auto mark = [](bool secure) { return secure ? "secure" : "-"; };
         if (f.spf) seen_.push_back("spf " + f.spf->domain + " " + mark(f.spf->dnssec_secure));
@@ -136,24 +136,24 @@ TEST_CASE("the engine: DNSSEC comments in Authentication-Results and dnssec_secu
     fake.set("sel._domainkey.example.com", RrType::txt, key);
     fake.set("ed._domainkey.example.com", RrType::txt, txt_answer("ed._domainkey.example.com", ed.record));
 
-    auto cfg = std::const_pointer_cast<policy::Config>(policy::load_config_string(
+    auto cfg = std::const_pointer_cast<engine::Config>(engine::load_config_string(
         "[server]\nauthserv_id = \"mx.test\"\nhostname = \"mx.ours.test\"\n"
         "[checks.spf]\nenabled = true\nreceived_spf_header = false\n[checks.dkim]\nenabled = true\n"));
     std::vector<std::string> seen;
     cfg->checks.push_back(std::make_unique<FactsProbe>(seen));
-    policy::ConfigErrors errors("test");
-    policy::order_checks(*cfg, errors);
+    check::ConfigErrors errors("test");
+    engine::order_checks(*cfg, errors);
     errors.raise_if_any();
 
     vigil::test::FakeClock clock;
-    policy::Session s(cfg, policy::Services{&clock, &fake});
-    policy::ReplayInput in;
+    engine::Session s(cfg, engine::Services{&clock, &fake});
+    engine::ReplayInput in;
     in.ip = core::IpAddress::parse("203.0.113.9");
     in.helo = "mx.example.net";
     in.mail_from = "joe@example.com";
     in.rcpts = {"b@example.org"};
     in.message = signed_msg;
-    auto r = policy::replay(s, in);
+    auto r = engine::replay(s, in);
     CHECK(fake.unexpected().empty());
 
     std::string ar;

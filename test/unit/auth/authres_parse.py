@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Our Authentication-Results fields, read back by python3-authres (Debian's RFC 8601 parser).
 
-Runs the unit-test binary's "[ar-samples]" test case, which builds fields with policy::header_edits()
+Runs the unit-test binary's "[ar-samples]" test case, which builds fields with engine::header_edits()
 (clean results with DNSSEC comments, IPv6 and address literals, the worst bytes, no results, forged
 fields claiming our authserv-id) and writes them with the results they should carry to a JSON-lines
 file. Each field must parse in authres with our authserv-id, the methods, results and properties

@@ -4,9 +4,9 @@
 
 #include "content/gtube.hpp"
 #include "core/limits.hpp"
+#include "engine/config.hpp"
+#include "engine/session.hpp"
 #include "fakes.hpp"
-#include "policy/config.hpp"
-#include "policy/session.hpp"
 
 using namespace vigil;
 
@@ -14,7 +14,7 @@ namespace {
 
 core::Verdict run_body(const std::vector<std::string>& chunks, const std::string& conf = "") {
     test::FakeClock clock;
-    policy::Session s(policy::load_config_string(conf), policy::Services{&clock});
+    engine::Session s(engine::load_config_string(conf), engine::Services{&clock});
     REQUIRE(s.connect(core::IpAddress::parse("203.0.113.1"), "unknown").proceed());
     REQUIRE(s.mail("a@example.net").proceed());
     REQUIRE(s.rcpt("b@example.org").proceed());

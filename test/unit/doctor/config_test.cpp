@@ -3,7 +3,7 @@
 #include "auth/dkim/dkim_fixture.hpp"
 #include "doctor/doctor.hpp"
 #include "doctor_fixture.hpp"
-#include "policy/config.hpp"
+#include "engine/config.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,8 +19,8 @@ namespace {
 
 std::string errors_of(std::string_view toml) {
     try {
-        policy::load_config_string(toml, "t.conf");
-    } catch (const policy::ConfigError& e) {
+        engine::load_config_string(toml, "t.conf");
+    } catch (const check::ConfigError& e) {
         return e.what();
     }
     return {};
@@ -29,14 +29,14 @@ std::string errors_of(std::string_view toml) {
 }  // namespace
 
 TEST_CASE("[server] sending_ips and domains, [monitor]: defaults and values", "[doctor][config]") {
-    auto def = policy::load_config_string("", "t.conf");
-    CHECK(def->sending_ips.empty());
-    CHECK(def->domains.empty());
+    auto def = engine::load_config_string("", "t.conf");
+    CHECK(def->server.sending_ips.empty());
+    CHECK(def->server.domains.empty());
     CHECK(def->monitor.enabled);
     CHECK(def->monitor.interval == std::chrono::seconds(3600));
     CHECK(def->monitor.lists == std::vector<std::string>{"configured", "public"});
 
-    auto cfg = policy::load_config_string(R"(
+    auto cfg = engine::load_config_string(R"(
 [server]
 sending_ips = ["192.0.2.10", "2001:db8::10", "::ffff:192.0.2.10"]
 domains = ["Example.TEST.", "example.test", "other.test"]
@@ -46,9 +46,9 @@ interval = 600
 lists = ["configured", "spamcop"]
 )",
                                           "t.conf");
-    REQUIRE(cfg->sending_ips.size() == 2);  // the mapped address is the same IPv4 address
-    CHECK(cfg->sending_ips[1].to_string() == "2001:db8::10");
-    CHECK(cfg->domains == std::vector<std::string>{"example.test", "other.test"});
+    REQUIRE(cfg->server.sending_ips.size() == 2);  // the mapped address is the same IPv4 address
+    CHECK(cfg->server.sending_ips[1].to_string() == "2001:db8::10");
+    CHECK(cfg->server.domains == std::vector<std::string>{"example.test", "other.test"});
     CHECK_FALSE(cfg->monitor.enabled);
     CHECK(cfg->monitor.interval == std::chrono::seconds(600));
 }
@@ -76,7 +76,7 @@ TEST_CASE("the doctor's target comes from [server] and the DKIM keys and signing
     auto k1 = write_key("a.pem", auth::dkim::KeyType::rsa);
     auto k2 = write_key("b.pem", auth::dkim::KeyType::ed25519);
     auto k3 = write_key("c.pem", auth::dkim::KeyType::ed25519);
-    auto cfg = policy::load_config_string(
+    auto cfg = engine::load_config_string(
         "[server]\nhostname = \"MX.example.test\"\nsending_ips = [\"192.0.2.10\"]\n"
         "domains = [\"example.test\", \"shop.test\", \"plain.test\"]\n"
         "[checks.dkim]\nenabled = true\n"
@@ -120,7 +120,7 @@ TEST_CASE("the doctor's target comes from [server] and the DKIM keys and signing
     CHECK(o.dkim[0].second[1].key == nullptr);
 
     // Without [server] domains, the DKIM key domains are ours.
-    auto keys_only = policy::load_config_string(
+    auto keys_only = engine::load_config_string(
         "[checks.dkim]\nenabled = true\n[[checks.dkim.key]]\ndomain = \"example.test\"\nselector = "
         "\"r1\"\nfile = \"" +
             k1 + "\"\n",

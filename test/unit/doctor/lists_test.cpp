@@ -5,7 +5,7 @@
 #include "doctor/lists.hpp"
 #include "doctor/monitor.hpp"
 #include "doctor_fixture.hpp"
-#include "policy/config.hpp"
+#include "engine/config.hpp"
 
 using namespace vigil;
 using namespace vigil::test::doctor;
@@ -32,8 +32,8 @@ zone = "wl.example"
 type = "allow"
 )";
 
-std::shared_ptr<const policy::Config> conf(std::string_view extra = "") {
-    return policy::load_config_string(std::string(lists_conf) + std::string(extra), "test.conf");
+std::shared_ptr<const engine::Config> conf(std::string_view extra = "") {
+    return engine::load_config_string(std::string(lists_conf) + std::string(extra), "test.conf");
 }
 
 dns::Answer code(std::string_view name, std::string_view c) {

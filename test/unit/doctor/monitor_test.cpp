@@ -6,8 +6,8 @@
 
 #include "doctor/monitor.hpp"
 #include "doctor_fixture.hpp"
+#include "engine/config.hpp"
 #include "fakes.hpp"
-#include "policy/config.hpp"
 
 using namespace vigil;
 using namespace vigil::test::doctor;
@@ -52,7 +52,7 @@ dns::Answer listed(std::string_view name, std::string_view code = "127.0.0.2") {
 }
 
 struct Fixture {
-    std::shared_ptr<const policy::Config> cfg = policy::load_config_string(std::string(conf), "t.conf");
+    std::shared_ptr<const engine::Config> cfg = engine::load_config_string(std::string(conf), "t.conf");
     dns::FakeResolver f;
     test::FakeClock clock;
     Log log;

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "policy/actions.hpp"
-#include "policy/config.hpp"
+#include "engine/actions.hpp"
+#include "engine/config.hpp"
 #include "report/decision_log.hpp"
 
 using namespace vigil;
@@ -30,7 +30,7 @@ core::Verdict sample_verdict() {
 }  // namespace
 
 TEST_CASE("the text decision line", "[log]") {
-    auto line = report::format_decision(policy::LogFormat::text, sample_env(), sample_verdict(), 3);
+    auto line = report::format_decision(report::LogFormat::text, sample_env(), sample_verdict(), 3);
     CHECK(line ==
           "4F1A2B: inbound action=add_header score=7.20/15.00 symbols=RBL_X(5.00),SPF_SOFTFAIL(2.20) "
           "ip=192.0.2.1 helo=mx.example.net from=<a@example.net> rcpts=2 ms=3");
@@ -41,7 +41,7 @@ TEST_CASE("peer data in the log line is printable and bounded", "[log]") {
     env.queue_id.clear();
     env.helo = std::string("evil\nvigil-milter[1]: FAKE: inbound action=accept", 48) + std::string(5000, 'A');
     env.mail_from = std::string("x\0y\xff@z", 6);
-    auto line = report::format_decision(policy::LogFormat::text, env, sample_verdict(), 1);
+    auto line = report::format_decision(report::LogFormat::text, env, sample_verdict(), 1);
     CHECK(line.rfind("NOQUEUE: ", 0) == 0);
     CHECK(line.find('\n') == std::string::npos);
     CHECK(line.find("evil\\x0avigil-milter") != std::string::npos);
@@ -52,7 +52,7 @@ TEST_CASE("peer data in the log line is printable and bounded", "[log]") {
 TEST_CASE("the JSON decision line", "[log]") {
     auto env = sample_env();
     env.helo = "quote\"back\\slash";
-    auto line = report::format_decision(policy::LogFormat::json, env, sample_verdict(), 3);
+    auto line = report::format_decision(report::LogFormat::json, env, sample_verdict(), 3);
     CHECK(
         line ==
         "{\"queue_id\":\"4F1A2B\",\"direction\":\"inbound\",\"action\":\"add_header\",\"score\":7.20,"
@@ -63,7 +63,7 @@ TEST_CASE("the JSON decision line", "[log]") {
 
 TEST_CASE("early refusal lines", "[log]") {
     auto env = sample_env();
-    auto line = report::format_early_decision(policy::LogFormat::text, env, "rcpt", "reject",
+    auto line = report::format_early_decision(report::LogFormat::text, env, "rcpt", "reject",
                                               {"550", "5.7.1", "No"}, "access rule", "bad@example.org");
     CHECK(line ==
           "4F1A2B: reject at rcpt reply=\"550 5.7.1 No\" reason=\"access rule\" ip=192.0.2.1 "
@@ -71,7 +71,7 @@ TEST_CASE("early refusal lines", "[log]") {
 }
 
 TEST_CASE("header edits: forged Authentication-Results removed - ours on top - junk headers", "[actions]") {
-    auto cfg = policy::load_config_string(
+    auto cfg = engine::load_config_string(
         "[server]\nauthserv_id = \"mx.vigil.test\"\n[headers]\nsubject_tag = \"[SPAM]\"\n");
     core::Message msg;
     msg.add_header("Authentication-Results", " other.example; spf=pass");
@@ -80,7 +80,7 @@ TEST_CASE("header edits: forged Authentication-Results removed - ours on top - j
     msg.add_header("Authentication-Results", " (c) mx.vigil.test; spf=pass");
     core::Envelope env;
     auto v = sample_verdict();
-    auto edits = policy::header_edits(*cfg, env, msg, v, {});
+    auto edits = engine::header_edits(*cfg, env, msg, v, {});
     using K = core::HeaderEdit::Kind;
     REQUIRE(edits.size() == 7);
     CHECK((edits[0].kind == K::remove && edits[0].index == 3));  // last first
@@ -93,12 +93,12 @@ TEST_CASE("header edits: forged Authentication-Results removed - ours on top - j
 
     SECTION("rejected mail gets no edits") {
         v.action = core::Action::reject;
-        CHECK(policy::header_edits(*cfg, env, msg, v, {}).empty());
+        CHECK(engine::header_edits(*cfg, env, msg, v, {}).empty());
     }
     SECTION("accepted outbound mail: forged fields still removed, no A-R of ours") {
         v.action = core::Action::accept;
         env.direction = core::Direction::outbound;
-        auto e = policy::header_edits(*cfg, env, msg, v, {});
+        auto e = engine::header_edits(*cfg, env, msg, v, {});
         REQUIRE(e.size() == 2);
         CHECK(e[0].kind == K::remove);
     }

@@ -46,7 +46,7 @@ dns::Answer codes(std::string_view query, std::initializer_list<std::string_view
 }
 
 struct Lists {
-    std::shared_ptr<const policy::Config> cfg = config(std::string(lists_conf));
+    std::shared_ptr<const engine::Config> cfg = config(std::string(lists_conf));
     dns::FakeResolver fake;
     Lists() { fake.set_status(wl_q, RrType::a, Status::nxdomain); }
 };
@@ -422,9 +422,9 @@ TEST_CASE("dnsbl a list that never answers costs at most the stage budget", "[dn
 TEST_CASE("dnsbl config mistakes are reported with their position", "[dnsbl][config]") {
     auto error_of = [](const std::string& body) -> std::string {
         try {
-            policy::load_config_string("[checks.dnsbl]\nenabled = true\n[[checks.dnsbl.list]]\n" + body,
+            engine::load_config_string("[checks.dnsbl]\nenabled = true\n[[checks.dnsbl.list]]\n" + body,
                                        "test.conf");
-        } catch (const policy::ConfigError& e) {
+        } catch (const check::ConfigError& e) {
             return e.what();
         }
         return "(no error)";

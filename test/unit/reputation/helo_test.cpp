@@ -20,10 +20,10 @@ our_ips = ["192.0.2.0/24", "2001:db8:1::/48"]
 )";
 
 struct Helo {
-    std::shared_ptr<const policy::Config> cfg = config(std::string(helo_conf));
+    std::shared_ptr<const engine::Config> cfg = config(std::string(helo_conf));
     dns::FakeResolver fake;  // nothing programmed unless a test does: a lookup that was not wanted throws
 
-    policy::ReplayResult say(std::string helo, std::string ip = "203.0.113.9") {
+    engine::ReplayResult say(std::string helo, std::string ip = "203.0.113.9") {
         Dialogue d;
         d.helo = std::move(helo);
         d.ip = std::move(ip);
@@ -206,8 +206,8 @@ TEST_CASE("helo host name syntax", "[helo]") {
 TEST_CASE("helo config mistakes are reported", "[helo][config]") {
     auto error_of = [](const std::string& body) -> std::string {
         try {
-            policy::load_config_string("[checks.helo]\nenabled = true\n" + body, "test.conf");
-        } catch (const policy::ConfigError& e) {
+            engine::load_config_string("[checks.helo]\nenabled = true\n" + body, "test.conf");
+        } catch (const check::ConfigError& e) {
             return e.what();
         }
         return "(no error)";

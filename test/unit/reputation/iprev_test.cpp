@@ -28,7 +28,7 @@ dns::Answer addresses(std::string_view name, std::initializer_list<std::string_v
 }
 
 struct Iprev {
-    std::shared_ptr<const policy::Config> cfg = config(std::string(iprev_conf));
+    std::shared_ptr<const engine::Config> cfg = config(std::string(iprev_conf));
     dns::FakeResolver fake;
 };
 

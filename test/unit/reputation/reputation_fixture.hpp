@@ -10,10 +10,10 @@
 
 #include "core/verdict.hpp"
 #include "dns/fake_resolver.hpp"
+#include "engine/config.hpp"
+#include "engine/replay.hpp"
+#include "engine/session.hpp"
 #include "fakes.hpp"
-#include "policy/config.hpp"
-#include "policy/replay.hpp"
-#include "policy/session.hpp"
 
 namespace vigil::test {
 
@@ -28,25 +28,25 @@ struct Dialogue {
 
 // Every config of these tests names the authserv-id and host name, so results are predictable;
 // `server` adds lines to that [server] table.
-inline std::shared_ptr<const policy::Config> config(const std::string& body, const std::string& server = "") {
-    return policy::load_config_string(
+inline std::shared_ptr<const engine::Config> config(const std::string& body, const std::string& server = "") {
+    return engine::load_config_string(
         "[server]\nauthserv_id = \"mx.test\"\nhostname = \"mx.ours.test\"\n" + server + body, "test.conf");
 }
 
 // `clock` null: a FakeClock (deadlines long past, so only ready answers count); otherwise e.g. the
 // SystemClock for tests that measure real waiting.
-inline policy::ReplayResult run(const std::shared_ptr<const policy::Config>& cfg, dns::Resolver* resolver,
+inline engine::ReplayResult run(const std::shared_ptr<const engine::Config>& cfg, dns::Resolver* resolver,
                                 const Dialogue& d = {}, const core::Clock* clock = nullptr) {
     FakeClock fake_clock;
-    policy::Session s(cfg, policy::Services{clock ? clock : &fake_clock, resolver});
-    policy::ReplayInput in;
+    engine::Session s(cfg, engine::Services{clock ? clock : &fake_clock, resolver});
+    engine::ReplayInput in;
     in.ip = core::IpAddress::parse(d.ip);
     in.helo = d.helo;
     in.mail_from = "a@example.net";
     in.auth_user = d.auth_user;
     in.rcpts = d.rcpts;
     in.message = test_message;
-    return policy::replay(s, in);
+    return engine::replay(s, in);
 }
 
 inline const core::ScoredSymbol* find_symbol(const core::Verdict& v, std::string_view name) {

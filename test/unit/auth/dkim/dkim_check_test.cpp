@@ -9,14 +9,14 @@
 
 #include "auth/dkim/dkim_check.hpp"
 #include "auth/dkim/dkim_fixture.hpp"
+#include "check/config_reader.hpp"
 #include "core/limits.hpp"
 #include "dns/cache.hpp"
 #include "dns/fake_resolver.hpp"
+#include "engine/config.hpp"
+#include "engine/replay.hpp"
+#include "engine/session.hpp"
 #include "fakes.hpp"
-#include "policy/config.hpp"
-#include "policy/config_reader.hpp"
-#include "policy/replay.hpp"
-#include "policy/session.hpp"
 
 using namespace vigil;
 using namespace vigil::test::dkim;
@@ -40,24 +40,24 @@ struct TempKeyFile {
 const std::string message =
     "From: Joe <joe@example.com>\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nHello.\r\n";
 
-std::shared_ptr<const policy::Config> config_with(const std::string& dkim) {
-    return policy::load_config_string(
+std::shared_ptr<const engine::Config> config_with(const std::string& dkim) {
+    return engine::load_config_string(
         "[server]\nauthserv_id = \"mx.test\"\nhostname = \"mx.ours.test\"\n"
         "[checks.dkim]\nenabled = true\n" +
             dkim,
         "test.conf");
 }
 
-policy::ReplayResult run(const std::shared_ptr<const policy::Config>& cfg, dns::Resolver* resolver,
+engine::ReplayResult run(const std::shared_ptr<const engine::Config>& cfg, dns::Resolver* resolver,
                          std::string_view msg, const std::string& ip, dns::CachingResolver* cache = nullptr) {
     vigil::test::FakeClock clock;
-    policy::Session s(cfg, policy::Services{&clock, resolver, cache});
-    policy::ReplayInput in;
+    engine::Session s(cfg, engine::Services{&clock, resolver, cache});
+    engine::ReplayInput in;
     in.ip = core::IpAddress::parse(ip);
     in.mail_from = "joe@example.com";
     in.rcpts = {"b@example.org"};
     in.message = msg;
-    return policy::replay(s, in);
+    return engine::replay(s, in);
 }
 
 bool has(const core::Verdict& v, std::string_view name) {
@@ -202,7 +202,7 @@ TEST_CASE("dkim check: key file errors are config errors with file:line", "[dkim
     try {
         config_with(conf);
         FAIL("loose key file accepted");
-    } catch (const policy::ConfigError& e) {
+    } catch (const check::ConfigError& e) {
         std::string what = e.what();
         INFO(what);
         CHECK(what.find("test.conf:9:") != std::string::npos);
@@ -210,12 +210,12 @@ TEST_CASE("dkim check: key file errors are config errors with file:line", "[dkim
     }
     CHECK_THROWS_AS(config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = "
                                 "\"/nonexistent/k.pem\"\n"),
-                    policy::ConfigError);
+                    check::ConfigError);
     TempKeyFile junk("-----BEGIN PRIVATE KEY-----\nAAAA\n", 0600);
     CHECK_THROWS_AS(config_with("[[checks.dkim.key]]\ndomain = \"example.com\"\nselector = \"s\"\nfile = \"" +
                                 junk.path + "\"\n"),
-                    policy::ConfigError);
-    CHECK_THROWS_AS(config_with("sign_headers = [\"subject\"]\n"), policy::ConfigError);
+                    check::ConfigError);
+    CHECK_THROWS_AS(config_with("sign_headers = [\"subject\"]\n"), check::ConfigError);
 }
 
 TEST_CASE("dkim check: signing table maps From domains to signing keys", "[dkim][check]") {

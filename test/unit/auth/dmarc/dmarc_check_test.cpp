@@ -22,19 +22,19 @@ constexpr std::string_view dmarc_on = "[checks.dmarc]\nenabled = true\n";
 // Stands in for the SPF and DKIM checks: leaves the AuthFacts a test wants, at the stages the real
 // checks do (SPF at MAIL FROM, DKIM at end of message). Named "dkim" so the engine orders DMARC after it.
 struct Facts {
-    std::optional<policy::SpfFact> spf;
+    std::optional<check::SpfFact> spf;
     bool dkim_evaluated = true;
-    std::vector<policy::DkimFact> dkim;
+    std::vector<check::DkimFact> dkim;
 };
 
-class FactsCheck final : public policy::Check {
+class FactsCheck final : public check::Check {
   public:
     explicit FactsCheck(Facts f) : facts_(std::move(f)) {}
     std::string_view name() const override { return "dkim"; }
-    std::vector<policy::Stage> stages() const override { return {policy::Stage::mail, policy::Stage::eom}; }
+    std::vector<check::Stage> stages() const override { return {check::Stage::mail, check::Stage::eom}; }
     std::vector<core::SymbolDef> symbols() const override { return {}; }
-    void run(policy::Context& ctx) const override {
-        if (ctx.stage() == policy::Stage::mail) {
+    void run(check::Context& ctx) const override {
+        if (ctx.stage() == check::Stage::mail) {
             ctx.facts().spf = facts_.spf;
         } else {
             ctx.facts().dkim_evaluated = facts_.dkim_evaluated;
@@ -46,10 +46,10 @@ class FactsCheck final : public policy::Check {
     Facts facts_;
 };
 
-policy::SpfFact spf(std::string result, std::string domain, std::string scope = "mfrom") {
+check::SpfFact spf(std::string result, std::string domain, std::string scope = "mfrom") {
     return {std::move(result), std::move(domain), std::move(scope), false};
 }
-policy::DkimFact dkim(std::string result, std::string domain) {
+check::DkimFact dkim(std::string result, std::string domain) {
     return {std::move(result), std::move(domain), "sel", "rsa-sha256", "abcdefgh", false};
 }
 
@@ -68,16 +68,16 @@ struct Msg {
 };
 
 struct Run {
-    policy::ReplayResult r;
+    engine::ReplayResult r;
     std::string ar;
     std::string report;
 };
 
 // A config with [checks.dmarc] (plus `options`) and the facts stand-in; the sampler, when given,
 // replaces the random one.
-std::shared_ptr<policy::Config> make_config(const std::string& options, const Facts& f,
+std::shared_ptr<engine::Config> make_config(const std::string& options, const Facts& f,
                                             std::optional<int> roll = std::nullopt) {
-    auto cfg = std::const_pointer_cast<policy::Config>(
+    auto cfg = std::const_pointer_cast<engine::Config>(
         config(std::string(dmarc_on) + options + "\n[checks.message_structure]\nenabled = false\n"));
     for (auto& c : cfg->checks) {
         if (auto* d = dynamic_cast<auth::dmarc::DmarcCheck*>(c.get()); d && roll) {
@@ -85,8 +85,8 @@ std::shared_ptr<policy::Config> make_config(const std::string& options, const Fa
         }
     }
     cfg->checks.push_back(std::make_unique<FactsCheck>(f));
-    policy::ConfigErrors errors("test");
-    policy::order_checks(*cfg, errors);
+    check::ConfigErrors errors("test");
+    engine::order_checks(*cfg, errors);
     errors.raise_if_any();
     return cfg;
 }
@@ -100,11 +100,11 @@ std::string unfold(std::string s) {
     return out;
 }
 
-Run run_msg(const std::shared_ptr<const policy::Config>& cfg, dns::FakeResolver& dns, const Msg& m = {},
+Run run_msg(const std::shared_ptr<const engine::Config>& cfg, dns::FakeResolver& dns, const Msg& m = {},
             report::DmarcStore* store = nullptr) {
     FakeClock clock;
-    policy::Session s(cfg, policy::Services{&clock, &dns, nullptr, store});
-    policy::ReplayInput in;
+    engine::Session s(cfg, engine::Services{&clock, &dns, nullptr, store});
+    engine::ReplayInput in;
     in.ip = core::IpAddress::parse(m.ip);
     in.client_name = m.client_name;
     in.helo = "mx.example.org";
@@ -114,7 +114,7 @@ Run run_msg(const std::shared_ptr<const policy::Config>& cfg, dns::FakeResolver&
     std::string message = m.from + "Subject: hi\r\n\r\nbody\r\n";
     in.message = message;
     Run out;
-    out.r = policy::replay(s, in);
+    out.r = engine::replay(s, in);
     out.ar = unfold(auth_results(out.r.verdict));
     out.report = report_of(out.r.verdict, "dmarc");
     return out;
@@ -569,7 +569,7 @@ TEST_CASE("dmarc check: evaluations of domains with rua= go to the report store"
 
     SECTION("forced actions only scored: the report says none, by local policy") {
         auto scored = make_config("", Facts{spf("fail", "example.net"), true, {dkim("pass", "other.test")}});
-        scored->honour_forced_actions = false;
+        scored->actions.honour_forced = false;
         RecordingStore st;
         auto s = run_msg(scored, dns, {}, &st);
         CHECK(s.r.verdict.action != core::Action::reject);
@@ -590,8 +590,8 @@ TEST_CASE("dmarc check: the policy lookup starts at end of headers, before the b
     dns::FakeResolver dns;
     publish(dns, "example.net", {"v=DMARC1; p=reject"});
     FakeClock clock;
-    policy::Session s(make_config("", Facts{spf("pass", "example.net"), true, {}}),
-                      policy::Services{&clock, &dns});
+    engine::Session s(make_config("", Facts{spf("pass", "example.net"), true, {}}),
+                      engine::Services{&clock, &dns});
     REQUIRE(s.connect(core::IpAddress::parse("203.0.113.9"), "unknown").proceed());
     REQUIRE(s.helo("mx.example.org").proceed());
     REQUIRE(s.mail("a@example.net").proceed());

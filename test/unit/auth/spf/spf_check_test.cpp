@@ -104,14 +104,14 @@ TEST_CASE("spf check: the null sender is checked as postmaster@HELO and reported
           "[spf][check]") {
     Setup s("v=spf1 -all");
     FakeClock clock;
-    policy::Session session(config(std::string(spf_on)), policy::Services{&clock, &s.dns});
-    policy::ReplayInput in;
+    engine::Session session(config(std::string(spf_on)), engine::Services{&clock, &s.dns});
+    engine::ReplayInput in;
     in.ip = core::IpAddress::parse("203.0.113.9");
     in.helo = "mx.example.net";
     in.mail_from = "";
     in.rcpts = {"b@example.org"};
     in.message = test_message;
-    auto r = policy::replay(session, in);
+    auto r = engine::replay(session, in);
     REQUIRE_FALSE(r.refused_at);
     CHECK(symbols_with(r.verdict, "SPF_") == std::vector<std::string>{"SPF_PASS"});
     CHECK_THAT(unfolded_ar(r.verdict), Contains("spf=pass smtp.helo=mx.example.net"));
