@@ -173,19 +173,24 @@ sfsistat stopping_answer(SMFICTX* ctx, unsigned long nr_bit) {
     return p != nullptr && (p->noreply & nr_bit) != 0 ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
 }
 
-#define GUARD(where, nr_bit, body)                                                           \
-    Daemon::CallbackScope scope_(*g_daemon);                                                 \
-    if (scope_.stopping()) [[unlikely]]                                                      \
-        return stopping_answer(ctx, nr_bit);                                                 \
-    try {                                                                                    \
-        if (g_fault_stage != nullptr && std::strcmp(g_fault_stage, where) == 0) [[unlikely]] \
-            throw std::runtime_error("injected fault (VIGIL_TEST_THROW_IN)");                \
-        body                                                                                 \
-    } catch (const std::exception& e) {                                                      \
-        return internal_failure(ctx, where, nr_bit, e.what());                               \
-    } catch (...) {                                                                          \
-        return internal_failure(ctx, where, nr_bit, "unknown exception");                    \
+// Every callback body runs inside this: the stop accounting, a fault injected by the tests, and the
+// catch-all that turns any exception into the configured failure answer (never a crash, never an
+// accidental accept).
+template <typename Body>
+sfsistat guarded(SMFICTX* ctx, const char* where, unsigned long nr_bit, Body&& body) noexcept {
+    Daemon::CallbackScope scope(*g_daemon);
+    if (scope.stopping()) [[unlikely]]
+        return stopping_answer(ctx, nr_bit);
+    try {
+        if (g_fault_stage != nullptr && std::strcmp(g_fault_stage, where) == 0) [[unlikely]]
+            throw std::runtime_error("injected fault (VIGIL_TEST_THROW_IN)");
+        return body();
+    } catch (const std::exception& e) {
+        return internal_failure(ctx, where, nr_bit, e.what());
+    } catch (...) {
+        return internal_failure(ctx, where, nr_bit, "unknown exception");
     }
+}
 
 // The answer of a stage up to RCPT: given there, or kept for RCPT when the MTA does not wait for one
 // at this stage (`nr_bit` negotiated).
@@ -204,50 +209,50 @@ sfsistat early(SMFICTX* ctx, Priv& p, const engine::StageResult& r, const char* 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                       unsigned long* pf0, unsigned long* pf1, unsigned long* pf2,
                       unsigned long* pf3) noexcept {
-    GUARD("negotiate", 0,
-          {
-              auto p = std::make_unique<Priv>();
-              p->config = g_daemon->config();
-              *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
-              // Not SMFIP_NOEOH, though it would spare two packets per message: libmilter's state machine
-              // then cannot go from DATA to the body of a message without header fields, ignores its body
-              // and end of message, and the transaction hangs until the MTA's timeout (seen with Postfix).
-              unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN;
-              // Stages where the MTA need not wait for us: each answer it waits for is a round trip (a
-              // sleep and a wake-up on each side). Vigil never refuses at a header or body event; with
-              // delay_reject it gives connect, HELO and MAIL refusals at RCPT. Over TCP, DATA is answered on
-              // purpose: when a filter neither sees nor answers DATA, Postfix writes the DATA event and the
-              // next one back to back and Nagle on its side holds the second write for our delayed ACK
-              // (~40 ms per message, test/bench/milter_latency.py; README, Performance). A unix socket has
-              // no Nagle.
-              // When no check, as configured, can refuse before DATA, nothing is refused at connect, HELO,
-              // MAIL or RCPT either way, and on a unix socket not even RCPT need be answered (over TCP it
-              // is, like DATA). A failure of our own is then kept for end of message.
-              unsigned long noreply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
-              const bool refuses_early = p->config->may_refuse_before_data();
-              if (p->config->milter.delay_reject || !refuses_early)
-                  noreply |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
-              if (g_unix_listener) noreply |= SMFIP_NR_DATA | (refuses_early ? 0 : SMFIP_NR_RCPT);
-              *pf1 = f1 & (want | noreply);
-              *pf2 = 0;
-              *pf3 = 0;
-              p->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
-              p->noreply = *pf1 & noreply;
-              // Only the macros the callbacks read. This does not save packets: Postfix sends a macro packet
-              // before every event (each header and body chunk with the EOH and EOM lists), and an empty list
-              // means "Postfix's default list", so EOH and EOM keep "i" (the queue id, also their default).
-              // It saves the bytes and libmilter's copying of values nobody reads (j, {client_name},
-              // {mail_addr}, {rcpt_addr}, and Postfix's defaults {auth_author}, {mail_host}, ...).
-              if (*pf0 & SMFIF_SETSYMLIST) {
-                  smfi_setsymlist(ctx, SMFIM_CONNECT, const_cast<char*>("{daemon_name} {client_addr}"));
-                  smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_type} {auth_authen}"));
-                  smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("i"));
-                  smfi_setsymlist(ctx, SMFIM_EOH, const_cast<char*>("i"));
-                  smfi_setsymlist(ctx, SMFIM_EOM, const_cast<char*>("i"));
-              }
-              smfi_setpriv(ctx, p.release());
-              return SMFIS_CONTINUE;
-          })}
+    return guarded(ctx, "negotiate", 0, [&]() -> sfsistat {
+        auto p = std::make_unique<Priv>();
+        p->config = g_daemon->config();
+        *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
+        // Not SMFIP_NOEOH, though it would spare two packets per message: libmilter's state machine
+        // then cannot go from DATA to the body of a message without header fields, ignores its body
+        // and end of message, and the transaction hangs until the MTA's timeout (seen with Postfix).
+        unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN;
+        // Stages where the MTA need not wait for us: each answer it waits for is a round trip (a
+        // sleep and a wake-up on each side). Vigil never refuses at a header or body event; with
+        // delay_reject it gives connect, HELO and MAIL refusals at RCPT. Over TCP, DATA is answered on
+        // purpose: when a filter neither sees nor answers DATA, Postfix writes the DATA event and the
+        // next one back to back and Nagle on its side holds the second write for our delayed ACK
+        // (~40 ms per message, test/bench/milter_latency.py; README, Performance). A unix socket has
+        // no Nagle.
+        // When no check, as configured, can refuse before DATA, nothing is refused at connect, HELO,
+        // MAIL or RCPT either way, and on a unix socket not even RCPT need be answered (over TCP it
+        // is, like DATA). A failure of our own is then kept for end of message.
+        unsigned long noreply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
+        const bool refuses_early = p->config->may_refuse_before_data();
+        if (p->config->milter.delay_reject || !refuses_early)
+            noreply |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL;
+        if (g_unix_listener) noreply |= SMFIP_NR_DATA | (refuses_early ? 0 : SMFIP_NR_RCPT);
+        *pf1 = f1 & (want | noreply);
+        *pf2 = 0;
+        *pf3 = 0;
+        p->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
+        p->noreply = *pf1 & noreply;
+        // Only the macros the callbacks read. This does not save packets: Postfix sends a macro packet
+        // before every event (each header and body chunk with the EOH and EOM lists), and an empty list
+        // means "Postfix's default list", so EOH and EOM keep "i" (the queue id, also their default).
+        // It saves the bytes and libmilter's copying of values nobody reads (j, {client_name},
+        // {mail_addr}, {rcpt_addr}, and Postfix's defaults {auth_author}, {mail_host}, ...).
+        if (*pf0 & SMFIF_SETSYMLIST) {
+            smfi_setsymlist(ctx, SMFIM_CONNECT, const_cast<char*>("{daemon_name} {client_addr}"));
+            smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_type} {auth_authen}"));
+            smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("i"));
+            smfi_setsymlist(ctx, SMFIM_EOH, const_cast<char*>("i"));
+            smfi_setsymlist(ctx, SMFIM_EOM, const_cast<char*>("i"));
+        }
+        smfi_setpriv(ctx, p.release());
+        return SMFIS_CONTINUE;
+    });
+}
 
 Priv& ensure_priv(SMFICTX* ctx) {
     Priv* p = priv(ctx);
@@ -266,94 +271,92 @@ Priv& ensure_priv(SMFICTX* ctx) {
 }
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept {
-    GUARD("connect", SMFIP_NR_CONN,
-          {
-              Priv& p = ensure_priv(ctx);
-              auto ip = core::IpAddress::from_sockaddr(hostaddr);
-              if (!ip) {
-                  if (auto a = macro(ctx, "{client_addr}"); !a.empty()) ip = core::IpAddress::parse(a);
-              }
-              // No address at all means local submission (sendmail binary, Postfix pickup).
-              auto r =
-                  p.session->connect(ip, hostname ? hostname : "unknown", macro(ctx, "{daemon_name}"), !ip);
-              // With delay_reject a refusal waits for MAIL FROM, where the session tells whether it holds
-              // for that sender.
-              if (p.noreply & SMFIP_NR_CONN) return SMFIS_NOREPLY;
-              return early(ctx, p, r, "connect", SMFIP_NR_CONN);
-          })}
+    return guarded(ctx, "connect", SMFIP_NR_CONN, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        auto ip = core::IpAddress::from_sockaddr(hostaddr);
+        if (!ip) {
+            if (auto a = macro(ctx, "{client_addr}"); !a.empty()) ip = core::IpAddress::parse(a);
+        }
+        // No address at all means local submission (sendmail binary, Postfix pickup).
+        auto r = p.session->connect(ip, hostname ? hostname : "unknown", macro(ctx, "{daemon_name}"), !ip);
+        // With delay_reject a refusal waits for MAIL FROM, where the session tells whether it holds
+        // for that sender.
+        if (p.noreply & SMFIP_NR_CONN) return SMFIS_NOREPLY;
+        return early(ctx, p, r, "connect", SMFIP_NR_CONN);
+    });
+}
 
-sfsistat on_helo(SMFICTX* ctx,
-                 char* name) noexcept {GUARD("helo", SMFIP_NR_HELO,
-                                             {
-                                                 Priv& p = ensure_priv(ctx);
-                                                 if (p.session_answer && p.session_answer->stage == "helo")
-                                                     p.session_answer.reset();  // a new HELO
-                                                 if (p.session_answer) return carry_on(p, SMFIP_NR_HELO);
-                                                 auto r = p.session->helo(name ? name : "");
-                                                 if (p.noreply & SMFIP_NR_HELO)
-                                                     return SMFIS_NOREPLY;  // as at connect
-                                                 return early(ctx, p, r, "helo", SMFIP_NR_HELO);
-                                             })}
+sfsistat on_helo(SMFICTX* ctx, char* name) noexcept {
+    return guarded(ctx, "helo", SMFIP_NR_HELO, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        if (p.session_answer && p.session_answer->stage == "helo") p.session_answer.reset();  // a new HELO
+        if (p.session_answer) return carry_on(p, SMFIP_NR_HELO);
+        auto r = p.session->helo(name ? name : "");
+        if (p.noreply & SMFIP_NR_HELO) return SMFIS_NOREPLY;  // as at connect
+        return early(ctx, p, r, "helo", SMFIP_NR_HELO);
+    });
+}
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
-    GUARD("mail", SMFIP_NR_MAIL,
-          {
-              Priv& p = ensure_priv(ctx);
-              p.message_answer.reset();
-              if (p.session_answer) return carry_on(p, SMFIP_NR_MAIL);
-              auto r = p.session->mail(argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"),
-                                       macro(ctx, "{auth_type}"));
-              p.session->set_queue_id(macro(ctx, "i"));
-              // A refusal decided at connect or HELO that holds for this sender is logged with its stage.
-              return early(ctx, p, r, to_string(r.decided_at).data(), SMFIP_NR_MAIL);
-          })}
+    return guarded(ctx, "mail", SMFIP_NR_MAIL, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        p.message_answer.reset();
+        if (p.session_answer) return carry_on(p, SMFIP_NR_MAIL);
+        auto r = p.session->mail(argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"),
+                                 macro(ctx, "{auth_type}"));
+        p.session->set_queue_id(macro(ctx, "i"));
+        // A refusal decided at connect or HELO that holds for this sender is logged with its stage.
+        return early(ctx, p, r, to_string(r.decided_at).data(), SMFIP_NR_MAIL);
+    });
+}
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) noexcept {
-    GUARD("rcpt", SMFIP_NR_RCPT,
-          {
-              Priv& p = ensure_priv(ctx);
-              p.session->set_queue_id(macro(ctx, "i"));
-              std::string rcpt = argv && argv[0] ? argv[0] : "";
-              const auto& kept = p.kept();
-              if (kept)
-                  return (p.noreply & SMFIP_NR_RCPT) ? SMFIS_NOREPLY
-                                                     : give(ctx, p, *kept, core::strip_angle_brackets(rcpt));
-              return early(ctx, p, p.session->rcpt(rcpt), "rcpt", SMFIP_NR_RCPT,
-                           core::strip_angle_brackets(rcpt));
-          })}
+    return guarded(ctx, "rcpt", SMFIP_NR_RCPT, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        p.session->set_queue_id(macro(ctx, "i"));
+        std::string rcpt = argv && argv[0] ? argv[0] : "";
+        const auto& kept = p.kept();
+        if (kept)
+            return (p.noreply & SMFIP_NR_RCPT) ? SMFIS_NOREPLY
+                                               : give(ctx, p, *kept, core::strip_angle_brackets(rcpt));
+        return early(ctx, p, p.session->rcpt(rcpt), "rcpt", SMFIP_NR_RCPT, core::strip_angle_brackets(rcpt));
+    });
+}
 
-sfsistat on_data(SMFICTX* ctx) noexcept {GUARD("data", SMFIP_NR_DATA,
-                                               {
-                                                   Priv& p = ensure_priv(ctx);
-                                                   return carry_on(p, SMFIP_NR_DATA);
-                                               })}
+sfsistat on_data(SMFICTX* ctx) noexcept {
+    return guarded(ctx, "data", SMFIP_NR_DATA, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        return carry_on(p, SMFIP_NR_DATA);
+    });
+}
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) noexcept {
-    GUARD("header", SMFIP_NR_HDR,
-          {
-              Priv& p = ensure_priv(ctx);
-              if (p.kept()) return carry_on(p, SMFIP_NR_HDR);
-              std::string scratch;
-              p.session->header(name ? name : "", to_crlf(value ? value : "", scratch));
-              return carry_on(p, SMFIP_NR_HDR);
-          })}
+    return guarded(ctx, "header", SMFIP_NR_HDR, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        if (p.kept()) return carry_on(p, SMFIP_NR_HDR);
+        std::string scratch;
+        p.session->header(name ? name : "", to_crlf(value ? value : "", scratch));
+        return carry_on(p, SMFIP_NR_HDR);
+    });
+}
 
-sfsistat on_eoh(SMFICTX* ctx) noexcept {GUARD("eoh", SMFIP_NR_EOH,
-                                              {
-                                                  Priv& p = ensure_priv(ctx);
-                                                  if (p.kept()) return carry_on(p, SMFIP_NR_EOH);
-                                                  p.session->set_queue_id(macro(ctx, "i"));
-                                                  p.session->end_of_headers();
-                                                  return carry_on(p, SMFIP_NR_EOH);
-                                              })}
+sfsistat on_eoh(SMFICTX* ctx) noexcept {
+    return guarded(ctx, "eoh", SMFIP_NR_EOH, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        if (p.kept()) return carry_on(p, SMFIP_NR_EOH);
+        p.session->set_queue_id(macro(ctx, "i"));
+        p.session->end_of_headers();
+        return carry_on(p, SMFIP_NR_EOH);
+    });
+}
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) noexcept {
-    GUARD("body", SMFIP_NR_BODY, {
+    return guarded(ctx, "body", SMFIP_NR_BODY, [&]() -> sfsistat {
         Priv& p = ensure_priv(ctx);
         if (p.kept()) return carry_on(p, SMFIP_NR_BODY);
         p.session->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
         return carry_on(p, SMFIP_NR_BODY);
-    })
+    });
 }
 
 void apply_edits(SMFICTX* ctx, const Priv& p, const core::Verdict& v) {
@@ -382,68 +385,68 @@ void apply_edits(SMFICTX* ctx, const Priv& p, const core::Verdict& v) {
 }
 
 sfsistat on_eom(SMFICTX* ctx) noexcept {
-    GUARD("eom", 0,
-          {
-              Priv& p = ensure_priv(ctx);
-              p.session->set_queue_id(macro(ctx, "i"));
-              // An answer kept for this point: from a stage before it where the MTA waited for none (with
-              // RCPT TO among them, also one from connect or HELO, which stays for the next transaction).
-              if (const auto& kept = p.kept()) {
-                  auto status = give(ctx, p, *kept);  // logged with the envelope
-                  p.message_answer.reset();
-                  p.session->reset_message();
-                  return status;
-              }
-              // The checks and the decision line take one of the daemon's end-of-message slots (one per
-              // CPU, first come first served; given up while waiting for DNS): under overload messages
-              // queue in order instead of each being preempted among hundreds of libmilter threads.
-              core::Verdict v;
-              std::string decision;
-              {
-                  EomGate::Slot slot(g_daemon->eom_gate());
-                  v = p.session->end_of_message();
-                  decision = report::format_decision(p.config->log.format, p.session->envelope(), v,
-                                                     p.session->elapsed_ms());
-              }
-              sfsistat status = SMFIS_ACCEPT;
-              switch (v.action) {
-                  case core::Action::reject:
-                      status = set_reply(ctx, *v.reply, SMFIS_REJECT);
-                      break;
-                  case core::Action::tempfail:
-                      status = set_reply(ctx, *v.reply, SMFIS_TEMPFAIL);
-                      break;
-                  case core::Action::quarantine:
-                      apply_edits(ctx, p, v);
-                      if (smfi_quarantine(ctx, const_cast<char*>(v.quarantine_reason.c_str())) !=
-                          MI_SUCCESS) {
-                          throw std::runtime_error(
-                              "the MTA refused to quarantine (SMFIF_QUARANTINE not negotiated)");
-                      }
-                      break;
-                  default:
-                      apply_edits(ctx, p, v);
-                      break;
-              }
-              for (const auto& w : v.warnings) {
-                  const auto& qid = p.session->envelope().queue_id;
-                  log_line(LOG_WARNING,
-                           fmt::format("{}: warning: {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
-                                       core::printable(w, 512)));
-              }
-              log_line(LOG_INFO, decision);
-              p.session->reset_message();
-              return status;
-          })}
+    return guarded(ctx, "eom", 0, [&]() -> sfsistat {
+        Priv& p = ensure_priv(ctx);
+        p.session->set_queue_id(macro(ctx, "i"));
+        // An answer kept for this point: from a stage before it where the MTA waited for none (with
+        // RCPT TO among them, also one from connect or HELO, which stays for the next transaction).
+        if (const auto& kept = p.kept()) {
+            auto status = give(ctx, p, *kept);  // logged with the envelope
+            p.message_answer.reset();
+            p.session->reset_message();
+            return status;
+        }
+        // The checks and the decision line take one of the daemon's end-of-message slots (one per
+        // CPU, first come first served; given up while waiting for DNS): under overload messages
+        // queue in order instead of each being preempted among hundreds of libmilter threads.
+        core::Verdict v;
+        std::string decision;
+        {
+            EomGate::Slot slot(g_daemon->eom_gate());
+            v = p.session->end_of_message();
+            decision = report::format_decision(p.config->log.format, p.session->envelope(), v,
+                                               p.session->elapsed_ms());
+        }
+        sfsistat status = SMFIS_ACCEPT;
+        switch (v.action) {
+            case core::Action::reject:
+                status = set_reply(ctx, *v.reply, SMFIS_REJECT);
+                break;
+            case core::Action::tempfail:
+                status = set_reply(ctx, *v.reply, SMFIS_TEMPFAIL);
+                break;
+            case core::Action::quarantine:
+                apply_edits(ctx, p, v);
+                if (smfi_quarantine(ctx, const_cast<char*>(v.quarantine_reason.c_str())) != MI_SUCCESS) {
+                    throw std::runtime_error(
+                        "the MTA refused to quarantine (SMFIF_QUARANTINE not negotiated)");
+                }
+                break;
+            default:
+                apply_edits(ctx, p, v);
+                break;
+        }
+        for (const auto& w : v.warnings) {
+            const auto& qid = p.session->envelope().queue_id;
+            log_line(LOG_WARNING,
+                     fmt::format("{}: warning: {}", qid.empty() ? "NOQUEUE" : core::printable(qid, 32),
+                                 core::printable(w, 512)));
+        }
+        log_line(LOG_INFO, decision);
+        p.session->reset_message();
+        return status;
+    });
+}
 
-sfsistat on_abort(SMFICTX* ctx) noexcept {GUARD("abort", 0,
-                                                {
-                                                    if (Priv* p = priv(ctx)) {
-                                                        p->message_answer.reset();
-                                                        if (p->session) p->session->reset_message();
-                                                    }
-                                                    return SMFIS_CONTINUE;
-                                                })}
+sfsistat on_abort(SMFICTX* ctx) noexcept {
+    return guarded(ctx, "abort", 0, [&]() -> sfsistat {
+        if (Priv* p = priv(ctx)) {
+            p->message_answer.reset();
+            if (p->session) p->session->reset_message();
+        }
+        return SMFIS_CONTINUE;
+    });
+}
 
 sfsistat on_close(SMFICTX* ctx) noexcept {
     Daemon::CallbackScope scope(*g_daemon);

@@ -22,6 +22,7 @@ packages=(
   libxml2-utils   # xmllint validates DMARC reports against the RFC 7489 schema
   valgrind        # the instruction-count guard (test/bench/instructions_check.py)
   clang llvm libclang-rt-14-dev openssl   # the ASan+UBSan build with libFuzzer; llvm-symbolizer
+  clang-format    # the tree stays formatted (test/tools/check_format.py)
 )
 
 install_deps() {

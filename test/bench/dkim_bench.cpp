@@ -15,7 +15,7 @@
 #include "core/clock.hpp"
 #include "core/message.hpp"
 #include "dns/cache.hpp"
-#include "dns/fake_resolver.hpp"
+#include "fakes/fake_resolver.hpp"
 
 using namespace vigil::auth::dkim;
 

@@ -14,7 +14,7 @@
 #include "auth/spf/evaluator.hpp"
 #include "core/clock.hpp"
 #include "dns/cache.hpp"
-#include "dns/fake_resolver.hpp"
+#include "fakes/fake_resolver.hpp"
 
 using namespace vigil;
 using dns::RrType;

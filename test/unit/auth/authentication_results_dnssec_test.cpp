@@ -11,11 +11,11 @@
 #include "auth/spf/evaluator.hpp"
 #include "check/check.hpp"
 #include "check/config_reader.hpp"
-#include "dns/fake_resolver.hpp"
 #include "engine/config.hpp"
 #include "engine/replay.hpp"
 #include "engine/session.hpp"
 #include "fakes.hpp"
+#include "fakes/fake_resolver.hpp"
 
 using namespace vigil;
 using dns::Dnssec;

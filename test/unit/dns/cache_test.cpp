@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "dns/cache.hpp"
-#include "dns/fake_resolver.hpp"
 #include "fakes.hpp"
+#include "fakes/fake_resolver.hpp"
 
 using namespace vigil::dns;
 using std::chrono::seconds;

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "dns/fake_resolver.hpp"
+#include "fakes/fake_resolver.hpp"
 
 using namespace vigil::dns;
 using std::chrono::milliseconds;

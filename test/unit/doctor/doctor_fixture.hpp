@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "dns/fake_resolver.hpp"
 #include "doctor/checks.hpp"
 #include "doctor/finding.hpp"
+#include "fakes/fake_resolver.hpp"
 
 namespace vigil::test::doctor {
 

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "dns/fake_resolver.hpp"
+#include "fakes/fake_resolver.hpp"
 #include "report/dmarc_mail.hpp"
 
 using namespace vigil;

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "core/verdict.hpp"
-#include "dns/fake_resolver.hpp"
 #include "engine/config.hpp"
 #include "engine/replay.hpp"
 #include "engine/session.hpp"
 #include "fakes.hpp"
+#include "fakes/fake_resolver.hpp"
 
 namespace vigil::test {
 

@@ -12,11 +12,11 @@
 #include "check/config_reader.hpp"
 #include "core/limits.hpp"
 #include "dns/cache.hpp"
-#include "dns/fake_resolver.hpp"
 #include "engine/config.hpp"
 #include "engine/replay.hpp"
 #include "engine/session.hpp"
 #include "fakes.hpp"
+#include "fakes/fake_resolver.hpp"
 
 using namespace vigil;
 using namespace vigil::test::dkim;

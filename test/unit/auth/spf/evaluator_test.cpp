@@ -8,7 +8,7 @@
 #include "auth/spf/evaluator.hpp"
 #include "auth/spf/spf_limits.hpp"
 #include "dns/cache.hpp"
-#include "dns/fake_resolver.hpp"
+#include "fakes/fake_resolver.hpp"
 
 using namespace vigil;
 using namespace vigil::auth::spf;

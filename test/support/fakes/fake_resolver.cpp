@@ -1,4 +1,4 @@
-#include "dns/fake_resolver.hpp"
+#include "fakes/fake_resolver.hpp"
 
 #include <algorithm>
 #include <stdexcept>
