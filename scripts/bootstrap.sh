@@ -59,11 +59,11 @@ case "$mode" in
     exec "$here/build/milter/vigil-milter" -f -c "$here/conf/vigil.conf"
     ;;
   test)
-    build "$here/build"
+    build "$here/build" -DVIGIL_WERROR=ON
     (cd "$here/build" && ctest --output-on-failure --timeout 600 -j"$(nproc)" -LE soak)
     # Once more under ASan+UBSan: one clang build that also has the fuzz targets, so the same ctest
     # run covers the whole suite and `-L fuzz` (10 s per target). The soak is a separate command.
-    build "$here/build-sanitize" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DVIGIL_FUZZ=ON -DVIGIL_FUZZ_SECONDS=10
+    build "$here/build-sanitize" -DVIGIL_WERROR=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DVIGIL_FUZZ=ON -DVIGIL_FUZZ_SECONDS=10
     cd "$here/build-sanitize"
     ctest --output-on-failure --timeout 600 -j"$(nproc)" -LE soak
     ;;
