@@ -320,6 +320,7 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
             }
         }
         cfg->always_add_score = s.get_bool("always_add_score", false);
+        cfg->remove_incoming = s.get_bool("remove_incoming", true);
         s.finish();
     }
     {

@@ -85,6 +85,9 @@ struct Config {
     std::string status_header = "X-Spam-Status";
     std::string subject_tag;
     bool always_add_score = false;
+    // Remove incoming fields named flag_header/status_header/score_header (the sender's own), at most
+    // core::limits::max_removed_fields_per_name of each; more and the message is refused.
+    bool remove_incoming = true;
 
     // [dmarc_reports]: DMARC aggregate reports (RFC 7489 §7.2). Off: nothing is recorded. Read at
     // start; changing it takes a restart of the milter.
