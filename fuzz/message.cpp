@@ -22,6 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto parsed = core::parse_message(raw);
     core::Message msg;
     for (const auto& h : parsed.headers) {
+        // A field name as Postfix's is_header() takes it: printable ASCII, no ':' and no white space
+        // (the white space Postfix allows before the colon is not part of the name).
+        FUZZ_CHECK(!h.name.empty());
+        for (char c : h.name) FUZZ_CHECK(c > 32 && c < 127 && c != ':');
         msg.add_header(h.name, h.value);
         (void)core::unfold(h.value);
         if (auto id = auth::claimed_authserv_id(h.value)) FUZZ_CHECK(id->size() <= h.value.size());

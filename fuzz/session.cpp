@@ -22,7 +22,9 @@
 #include "auth/dkim/crypto.hpp"
 #include "core/clock.hpp"
 #include "core/ip_address.hpp"
+#include "core/limits.hpp"
 #include "core/message.hpp"
+#include "core/printable.hpp"
 #include "dns/cache.hpp"
 #include "dns/resolver.hpp"
 #include "engine/config.hpp"
@@ -186,6 +188,12 @@ void check_verdict(const core::Verdict& v, const core::Envelope& env) {
     for (auto f : {report::LogFormat::text, report::LogFormat::json}) {
         auto line = report::format_decision(f, env, v, 0);
         for (unsigned char c : line) FUZZ_CHECK(c >= 0x20 && c < 0x7f);
+    }
+    // Every removal costs Postfix's cleanup a walk of the header: never more than the cap of one name.
+    std::map<std::string, std::size_t> removals;
+    for (const auto& e : v.edits) {
+        if (e.kind == core::HeaderEdit::Kind::remove)
+            FUZZ_CHECK(++removals[core::to_lower(e.name)] <= core::limits::max_removed_fields_per_name);
     }
     for (const auto& e : v.edits) {
         // A field we write must not smuggle a line break into the message (a changed field keeps the

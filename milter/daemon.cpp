@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "dns/cache.hpp"
+#include "milter/socket_owner.hpp"
 #include "report/sqlite_dmarc_store.hpp"
 
 namespace vigil::milter {
@@ -195,13 +196,10 @@ std::string drop_privileges(const engine::Config& cfg, const std::string& unix_s
         if (gr == nullptr) return fmt::format("socket_group '{}' does not exist", cfg.milter.socket_group);
         socket_gid = gr->gr_gid;
     }
+    // Never by path: the socket's directory usually belongs to the user we drop to (socket_owner.hpp).
     auto set_socket = [&](uid_t uid, gid_t gid) -> std::string {
         if (unix_socket_path.empty()) return {};
-        if (chown(unix_socket_path.c_str(), uid, gid) != 0 ||
-            chmod(unix_socket_path.c_str(), cfg.milter.socket_mode) != 0) {
-            return fmt::format("cannot set owner/mode of {}: {}", unix_socket_path, std::strerror(errno));
-        }
-        return {};
+        return set_socket_owner(unix_socket_path, uid, gid, cfg.milter.socket_mode);
     };
     if (geteuid() != 0) return set_socket(static_cast<uid_t>(-1), socket_gid);
     if (cfg.milter.user.empty() || cfg.milter.user == "root") {

@@ -239,7 +239,10 @@ int cmd_check(int argc, char** argv, const std::string& config_path, bool explic
     }
     for (const auto& e : v.edits) {
         if (e.kind == Kind::remove) {
-            std::printf("(removed: %s #%d, it claims our authserv-id)\n", e.name.c_str(), e.index);
+            std::printf("(removed: %s #%d, %s)\n", e.name.c_str(), e.index,
+                        vigil::core::iequals(e.name, "Authentication-Results")
+                            ? "it claims our authserv-id"
+                            : "the sender's own, [headers] remove_incoming");
         } else {
             std::printf("%s:%s\n", e.name.c_str(), display_value(e.value).c_str());
         }

@@ -10,6 +10,12 @@ inline constexpr std::size_t max_header_fields = 5000;
 inline constexpr std::size_t max_header_bytes = 4 * 1024 * 1024;
 inline constexpr std::size_t max_header_name = 1024;
 
+// Incoming header fields Vigil removes, per message and field name (Authentication-Results claiming
+// our authserv-id; with [headers] remove_incoming, the sender's X-Spam-* fields). Each removal costs
+// Postfix's cleanup a walk of the header (20,000 made it panic), so a message that would need more
+// is refused rather than edited (policy/incoming_fields.hpp).
+inline constexpr std::size_t max_removed_fields_per_name = 16;
+
 // Envelope strings as the MTA hands them to us; longer ones are cut (and flagged).
 inline constexpr std::size_t max_envelope_string = 1024;
 inline constexpr std::size_t max_recipients_kept = 1000;

@@ -49,6 +49,21 @@ bool is_field_name_char(char c) {
     return c > 32 && c < 127 && c != ':';
 }
 
+// Postfix's is_header(): a field name (printable ASCII but ':'), optional spaces and tabs, then ':'
+// (the obsolete syntax of RFC 5322 §4.5.1, which Postfix keeps). Returns the name's length, or 0 when
+// the line is not a header field. The name Postfix hands a milter is the name without that white
+// space, and the value is what follows the colon.
+std::size_t field_name_length(std::string_view line, std::size_t& colon) {
+    std::size_t name = 0;
+    while (name < line.size() && is_field_name_char(line[name])) ++name;
+    if (name == 0) return 0;
+    std::size_t i = name;
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    if (i >= line.size() || line[i] != ':') return 0;
+    colon = i;
+    return name;
+}
+
 }  // namespace
 
 ParsedMessage parse_message(std::string_view raw) {
@@ -67,11 +82,10 @@ ParsedMessage parse_message(std::string_view raw) {
             pos = next;
             continue;
         }
-        auto colon = line.find(':');
-        bool is_field = colon != std::string_view::npos && colon > 0;
-        for (std::size_t i = 0; is_field && i < colon; ++i) is_field = is_field_name_char(line[i]);
-        if (!is_field) break;  // not a header: everything from here on is body
-        out.headers.push_back({std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
+        std::size_t colon = 0;
+        auto name = field_name_length(line, colon);
+        if (name == 0) break;  // not a header: everything from here on is body
+        out.headers.push_back({std::string(line.substr(0, name)), std::string(line.substr(colon + 1))});
         pos = next;
     }
     // Body: normalise bare LF to CRLF, as the MTA would have sent it.

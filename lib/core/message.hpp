@@ -40,6 +40,7 @@ class Message {
 // Splits a whole message (as read from a file) into header fields and body, the way an MTA hands
 // them to a milter. LF-only input is converted to CRLF. A line in the header block that is not a
 // field and not a continuation ends the header block (that line starts the body), as Postfix does.
+// Like Postfix, "Name :" (white space before the colon) is a field named "Name".
 struct ParsedMessage {
     std::vector<HeaderField> headers;
     std::string body;  // CRLF line endings

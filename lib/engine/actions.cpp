@@ -22,29 +22,16 @@ std::vector<core::HeaderEdit> header_edits(const Config& config, const core::Env
                                            const core::Message& msg, const core::Verdict& v,
                                            const std::vector<std::string>& auth_results,
                                            const std::vector<std::pair<std::string, std::string>>& prepend,
-                                           std::optional<std::vector<int>> forged_in) {
+                                           const IncomingFields* incoming) {
     using Kind = core::HeaderEdit::Kind;
     std::vector<core::HeaderEdit> edits;
     if (v.action == core::Action::reject || v.action == core::Action::tempfail) return edits;
 
-    // Forged fields first and from the last occurrence backwards, so every index still refers to
-    // the field the MTA received whatever the MTA does with removed fields.
-    std::vector<int> forged;
-    if (forged_in) {
-        forged = std::move(*forged_in);
-    } else {
-        int occurrence = 0;
-        auto ours = core::to_lower(config.server.authserv_id);
-        for (const auto& h : msg.headers()) {
-            if (!core::iequals(h.name, "Authentication-Results")) continue;
-            ++occurrence;
-            auto claimed = auth::claimed_authserv_id(h.value);
-            if (claimed && *claimed == ours) forged.push_back(occurrence);
-        }
-    }
-    for (auto it = forged.rbegin(); it != forged.rend(); ++it) {
-        edits.push_back({Kind::remove, "Authentication-Results", "", *it});
-    }
+    // Removals first (each name's from its last occurrence backwards), before anything is added.
+    std::optional<IncomingFields> scanned;
+    if (incoming == nullptr) incoming = &scanned.emplace(IncomingFields::of(config, msg));
+    if (incoming->excess()) return edits;
+    edits = incoming->removals();
 
     // insert_top puts each field above the previous ones: insert the checks' fields last-first so
     // they keep their order, then ours on top of them.

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-#include "auth/authentication_results.hpp"
 #include "core/limits.hpp"
 #include "core/printable.hpp"
 #include "dns/resolver.hpp"
@@ -92,7 +91,10 @@ class Session::Ctx final : public Context {
 };
 
 Session::Session(std::shared_ptr<const Config> config, Services services)
-    : config_(std::move(config)), services_(services), started_(services_.clock->monotonic()) {}
+    : config_(std::move(config)),
+      services_(services),
+      incoming_(*config_),
+      started_(services_.clock->monotonic()) {}
 
 long Session::elapsed_ms() const {
     return static_cast<long>(
@@ -216,11 +218,7 @@ void Session::set_queue_id(std::string_view id) {
 }
 
 void Session::header(std::string_view name, std::string_view value) {
-    if (core::iequals(name, "Authentication-Results")) {
-        ++ar_seen_;
-        auto claimed = auth::claimed_authserv_id(value);
-        if (claimed && core::iequals(*claimed, config_->server.authserv_id)) forged_ar_.push_back(ar_seen_);
-    }
+    incoming_.add(name, value);
     msg_.add_header(name, value);
 }
 
@@ -264,17 +262,17 @@ core::Verdict Session::end_of_message() {
         for (const auto& w : r->warnings) warnings.push_back(w);
     }
     auto verdict = decide(*config_, hits, forced);
-    verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results, prepend, forged_ar_);
+    verdict.edits = header_edits(*config_, env_, msg_, verdict, auth_results, prepend, &incoming_);
     verdict.reports = std::move(reports);
     verdict.warnings = std::move(warnings);
+    refuse_excess(incoming_, verdict);
     return verdict;
 }
 
 void Session::reset_message() {
     msg_ = core::Message{};
     message_ = Results{};
-    forged_ar_.clear();
-    ar_seen_ = 0;
+    incoming_ = IncomingFields(*config_);
     headers_done_ = false;
     states_.clear();
     facts_ = AuthFacts{};

@@ -16,6 +16,7 @@
 #include "core/verdict.hpp"
 #include "engine/check_api.hpp"
 #include "engine/config.hpp"
+#include "engine/incoming_fields.hpp"
 
 namespace vigil::engine {
 
@@ -109,11 +110,10 @@ class Session {
     Results message_;
     std::map<const Check*, std::unique_ptr<CheckState>> states_;
     AuthFacts facts_;
-    // 1-based occurrences of Authentication-Results fields that claim our authserv-id, tracked for
-    // every field the MTA sends, also past the caps of core::Message: a forgery must never survive
-    // because it came after 5,000 filler fields.
-    std::vector<int> forged_ar_;
-    int ar_seen_ = 0;
+    // Fields to remove before delivery (forged Authentication-Results, the sender's X-Spam-*),
+    // tracked for every field the MTA sends, also past the caps of core::Message: a forgery must
+    // never survive because it came after 5,000 filler fields.
+    IncomingFields incoming_;
     bool headers_done_ = false;
     bool in_message_ = false;
     bool direction_known_ = false;

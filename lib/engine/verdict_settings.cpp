@@ -74,6 +74,7 @@ HeaderSettings HeaderSettings::read(check::Section& s) {
         }
     }
     h.always_add_score = s.get_bool("always_add_score", false);
+    h.remove_incoming = s.get_bool("remove_incoming", true);
     s.finish();
     return h;
 }

@@ -40,6 +40,9 @@ struct HeaderSettings {
     std::string status = "X-Spam-Status";
     std::string subject_tag;
     bool always_add_score = false;
+    // Remove incoming fields named flag/status/score (the sender's own), at most
+    // core::limits::max_removed_fields_per_name of each; more and the message is refused.
+    bool remove_incoming = true;
 
     static HeaderSettings read(check::Section& s);
 };

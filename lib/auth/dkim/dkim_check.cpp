@@ -67,6 +67,13 @@ std::string load_signing_key(const std::string& path, SigningKey& into) {
     ss << f.rdbuf();
     auto parsed = parse_private_key(ss.str());
     if (!parsed.key) return "key file " + path + ": " + parsed.error;
+    if (parsed.type == KeyType::rsa) {
+        if (auto bits = key_bits(parsed.key.get()); bits < limits::min_signing_rsa_bits)
+            return fmt::format(
+                "key file {}: RSA key of {} bits; RFC 8301 forbids signing with RSA keys under {} bits "
+                "(make a new one: vigil dkim keygen --type rsa --bits 2048)",
+                path, bits, limits::min_signing_rsa_bits);
+    }
     into.type = parsed.type;
     into.key = std::shared_ptr<EVP_PKEY>(parsed.key.release(), PkeyFree{});
     into.file = path;

@@ -54,8 +54,9 @@ class DkimCheck final : public check::Check {
     DkimOptions options_;
 };
 
-// Loads a private key file for signing; refuses files readable by group or others. Throws nothing:
-// returns the error text (empty on success).
+// Loads a private key file for signing; refuses files readable by group or others, and RSA keys
+// under limits::min_signing_rsa_bits (RFC 8301). Throws nothing: returns the error text (empty on
+// success).
 std::string load_signing_key(const std::string& path, SigningKey& into);
 
 }  // namespace vigil::auth::dkim

@@ -21,6 +21,9 @@ inline constexpr std::size_t max_public_key_bytes = 2048;
 // RSA key sizes: below min (configurable, RFC 8301) is policy; above max is permerror (bounded work).
 inline constexpr unsigned default_min_rsa_bits = 1024;
 inline constexpr unsigned max_rsa_bits = 8192;
+// Our own signing keys: RFC 8301 §3.2 forbids signing with RSA keys under 1024 bits (verifiers
+// treat such signatures as failed), so a shorter key is a config error, not a setting.
+inline constexpr unsigned min_signing_rsa_bits = 1024;
 // Distinct body hashing contexts (canonicalisation x algorithm) and l= snapshots per message.
 inline constexpr std::size_t max_body_hashers = 4;
 inline constexpr std::size_t max_length_snapshots = 8;

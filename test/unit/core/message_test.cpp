@@ -19,6 +19,41 @@ TEST_CASE("parse_message splits header fields and body like an MTA", "[core][mes
     CHECK(m.body == "body line\r\nsecond\r\n");
 }
 
+TEST_CASE("parse_message: white space before the colon is a field, as Postfix's is_header() has it",
+          "[core][message]") {
+    auto m = parse_message("From : a@example.com\nX-Spam-Flag\t :NO\nSubject: s\n\nbody\n");
+    REQUIRE(m.headers.size() == 3);
+    // The name as Postfix hands it to a milter: without the white space; the value after the colon.
+    CHECK(m.headers[0].name == "From");
+    CHECK(m.headers[0].value == " a@example.com");
+    CHECK(m.headers[1].name == "X-Spam-Flag");
+    CHECK(m.headers[1].value == "NO");
+    CHECK(m.headers[2].name == "Subject");
+    CHECK(m.body == "body\r\n");
+
+    SECTION("white space inside the name is not a field: the body starts there") {
+        auto b = parse_message("From: a@example.com\nNot A: field\nX: y\n\nbody\n");
+        REQUIRE(b.headers.size() == 1);
+        CHECK(b.body == "Not A: field\r\nX: y\r\n\r\nbody\r\n");
+    }
+    SECTION("white space and no colon, or only white space before it, is not a field") {
+        CHECK(parse_message("From \nX: y\n").headers.empty());
+        CHECK(parse_message("From \t\n").headers.empty());
+        CHECK(parse_message(" : y\n").headers.empty());
+        CHECK(parse_message(":y\n").headers.empty());
+    }
+    SECTION("control and 8-bit bytes in the name are not a field") {
+        CHECK(parse_message("Fr\x7fom: a\n").headers.empty());
+        CHECK(parse_message("Fr\xc3\xb6m: a\n").headers.empty());
+        CHECK(parse_message("Fr\x01om : a\n").headers.empty());
+    }
+    SECTION("a folded value after 'Name :' is continued") {
+        auto f = parse_message("Subject :  one\n two\n\n");
+        REQUIRE(f.headers.size() == 1);
+        CHECK(f.headers[0].value == "  one\r\n two");
+    }
+}
+
 TEST_CASE("parse_message survives hostile input", "[core][message]") {
     SECTION("no header at all: everything is body") {
         auto m = parse_message("just text\nmore\n");
