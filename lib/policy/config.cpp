@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "core/printable.hpp"
+#include "dns/dns_limits.hpp"
 #include "dns/resolver.hpp"
 #include "doctor/doctor_limits.hpp"
 #include "doctor/lists.hpp"
@@ -277,6 +278,11 @@ std::shared_ptr<const Config> build(const toml::table& root, const std::string& 
             }
         }
         cfg->stage_budget = std::chrono::milliseconds(s.get_int("stage_budget_ms", 3000, 10, 60000));
+        cfg->dns_cache_bytes =
+            static_cast<std::size_t>(
+                s.get_int("cache_mb", static_cast<std::int64_t>(dns::limits::default_cache_bytes >> 20), 1,
+                          static_cast<std::int64_t>(dns::limits::max_cache_mb)))
+            << 20;
         s.finish();
     }
     {

@@ -11,6 +11,7 @@
 
 #include "core/ip_address.hpp"
 #include "core/verdict.hpp"
+#include "dns/dns_limits.hpp"
 #include "policy/check.hpp"
 #include "policy/config_reader.hpp"
 
@@ -66,6 +67,8 @@ struct Config {
     // [dns]
     std::string dns_server;  // HOST:PORT: every query to that one server, no validation
     std::chrono::milliseconds stage_budget{3000};
+    std::size_t dns_cache_bytes =
+        dns::limits::default_cache_bytes;  // the shared cache's budget ([dns] cache_mb)
 
     // [log]
     LogFormat log_format = LogFormat::text;

@@ -20,7 +20,9 @@ Runtime::Runtime(const Config& config, const core::Clock& clock)
     opts.query_timeout = std::min<std::chrono::milliseconds>(
         config.stage_budget + std::chrono::milliseconds(1000), dns::limits::max_query_timeout);
     auto upstream = std::make_shared<dns::UnboundResolver>(opts);
-    cache_ = std::make_shared<dns::CachingResolver>(std::move(upstream), clock);
+    dns::CacheOptions cache_options;
+    cache_options.max_bytes = config.dns_cache_bytes;
+    cache_ = std::make_shared<dns::CachingResolver>(std::move(upstream), clock, cache_options);
 }
 
 Runtime::~Runtime() = default;

@@ -1,0 +1,22 @@
+// [dns] cache_mb: the DNS cache's byte budget in the configuration.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "dns/dns_limits.hpp"
+#include "policy/config.hpp"
+
+using namespace vigil::policy;
+using Catch::Matchers::Contains;
+
+TEST_CASE("[dns] cache_mb: 32 MiB by default, in MiB, bounded", "[config][dns]") {
+    CHECK(load_config_string("", "t.conf")->dns_cache_bytes == vigil::dns::limits::default_cache_bytes);
+    CHECK(vigil::dns::limits::default_cache_bytes == std::size_t{32} << 20);
+    CHECK(load_config_string("[dns]\ncache_mb = 64\n", "t.conf")->dns_cache_bytes == std::size_t{64} << 20);
+    CHECK(load_config_string("[dns]\ncache_mb = 1\n", "t.conf")->dns_cache_bytes == std::size_t{1} << 20);
+    CHECK(load_config_file(VIGIL_SOURCE_DIR "/conf/vigil.conf")->dns_cache_bytes == std::size_t{32} << 20);
+    for (const char* bad : {"0", "16385", "-1", "\"32M\"", "1.5"}) {
+        INFO(bad);
+        CHECK_THROWS_WITH(load_config_string(std::string("[dns]\ncache_mb = ") + bad + "\n", "t.conf"),
+                          Contains("cache_mb"));
+    }
+}
