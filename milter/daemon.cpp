@@ -47,6 +47,7 @@ void Daemon::start_runtime() {
         report::DmarcStoreOptions o;
         o.path = r.store;
         o.queue_size = r.queue_size;
+        o.max_rows_per_day = r.max_rows_per_day;
         runtime_->set_dmarc_store(std::make_shared<report::SqliteDmarcStore>(
             std::move(o), [](const std::string& line) { log_line(LOG_WARNING, line); }));
         log_line(LOG_NOTICE, fmt::format("DMARC aggregate reports: recording evaluations in {}", r.store));

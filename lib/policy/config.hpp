@@ -14,6 +14,7 @@
 #include "dns/dns_limits.hpp"
 #include "policy/check.hpp"
 #include "policy/config_reader.hpp"
+#include "report/report_limits.hpp"
 
 namespace vigil::policy {
 
@@ -95,9 +96,11 @@ struct Config {
         bool enabled = false;
         std::string store = "/var/lib/vigil/dmarc-reports.sqlite";
         std::size_t queue_size = 10000;  // evaluations waiting to be written; more are dropped
-        int keep_days = 31;              // `vigil dmarc report` deletes older evaluations; 0: never
-        std::string org_name;            // default: [server] hostname
-        std::string email;               // report contact; default: postmaster@<hostname>
+        // Rows kept per UTC day; past it the day's oldest are dropped (report_limits.hpp).
+        std::uint64_t max_rows_per_day = report::limits::default_max_rows_per_day;
+        int keep_days = 31;    // `vigil dmarc report` deletes older evaluations; 0: never
+        std::string org_name;  // default: [server] hostname
+        std::string email;     // report contact; default: postmaster@<hostname>
         std::string extra_contact_info;
         std::string submitter;  // our domain in file names and the Subject; default: [server] hostname
         std::string report_id = "{begin}.{random}@{receiver}";  // placeholders: see report_id_template_error

@@ -1,7 +1,10 @@
 // The reports `vigil dmarc report` builds from the store: the same evaluations must give the same XML
 // whatever the store's layout. The golden file was written by the store of schema version 1 (one
 // row per evaluation with the published policy in every row); later layouts must reproduce it byte
-// for byte. To rewrite it on purpose: VIGIL_WRITE_GOLDEN=1 build/test/vigil-unit-tests "[golden]".
+// for byte, whether they recorded the evaluations themselves or migrated a file of version 1. To
+// rewrite it on purpose: VIGIL_WRITE_GOLDEN=1 build/test/vigil-unit-tests "[golden]".
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -133,6 +136,85 @@ std::string reports_from(const std::string& path, std::int64_t since, std::int64
     return all;
 }
 
+// A store file of schema version 1 as that version wrote it (one table, every row with its policy
+// record; lists in encode_list() form).
+void write_schema_1(const std::string& path, const std::vector<DmarcEvaluation>& evaluations) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    const char* create = R"(
+PRAGMA journal_mode=WAL;
+BEGIN;
+CREATE TABLE evaluation (
+  id INTEGER PRIMARY KEY, time INTEGER NOT NULL, policy_domain TEXT NOT NULL, adkim TEXT NOT NULL,
+  aspf TEXT NOT NULL, p TEXT NOT NULL, sp TEXT NOT NULL, np TEXT NOT NULL, pct INTEGER NOT NULL,
+  fo TEXT NOT NULL, rua TEXT NOT NULL, source_ip TEXT NOT NULL, disposition TEXT NOT NULL,
+  dkim_aligned TEXT NOT NULL, spf_aligned TEXT NOT NULL, reasons TEXT NOT NULL, reason_comment TEXT NOT NULL,
+  header_from TEXT NOT NULL, envelope_from TEXT NOT NULL, envelope_to TEXT NOT NULL, dkim TEXT NOT NULL,
+  spf TEXT NOT NULL);
+CREATE INDEX evaluation_domain_time ON evaluation (policy_domain, time);
+CREATE INDEX evaluation_time ON evaluation (time);
+PRAGMA user_version = 1;
+)";
+    REQUIRE(sqlite3_exec(db, create, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(
+                db,
+                "INSERT INTO evaluation (time, policy_domain, adkim, aspf, p, sp, np, pct, fo, rua, "
+                "source_ip, disposition, dkim_aligned, spf_aligned, reasons, reason_comment, "
+                "header_from, envelope_from, envelope_to, dkim, spf) VALUES (?1, ?2, ?3, ?4, ?5, "
+                "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                -1, &st, nullptr) == SQLITE_OK);
+    for (const auto& e : evaluations) {
+        std::vector<std::vector<std::string>> rua, reasons, dkim, spf;
+        for (const auto& u : e.rua) rua.push_back({u});
+        for (const auto& r : e.reasons) reasons.push_back({r});
+        for (const auto& d : e.dkim) dkim.push_back({d.domain, d.selector, d.result});
+        for (const auto& x : e.spf) spf.push_back({x.domain, x.scope, x.result});
+        const std::string texts[] = {e.policy_domain,
+                                     e.adkim,
+                                     e.aspf,
+                                     e.p,
+                                     e.sp,
+                                     e.np,
+                                     "",
+                                     e.fo,
+                                     report::encode_list(rua),
+                                     e.source_ip,
+                                     e.disposition,
+                                     e.dkim_aligned,
+                                     e.spf_aligned,
+                                     report::encode_list(reasons),
+                                     e.reason_comment,
+                                     e.header_from,
+                                     e.envelope_from,
+                                     e.envelope_to,
+                                     report::encode_list(dkim),
+                                     report::encode_list(spf)};
+        sqlite3_bind_int64(st, 1, e.time);
+        for (int i = 0; i < 20; ++i) {
+            if (i == 6) {
+                sqlite3_bind_int64(st, 8, e.pct);
+                continue;
+            }
+            sqlite3_bind_text(st, i + 2, texts[i].data(), static_cast<int>(texts[i].size()),
+                              SQLITE_TRANSIENT);
+        }
+        REQUIRE(sqlite3_step(st) == SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    REQUIRE(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+}
+
+std::string golden() {
+    std::ifstream in(golden_path, std::ios::binary);
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
 }  // namespace
 
 TEST_CASE("dmarc store: the same evaluations give the same report XML as schema version 1 did",
@@ -154,9 +236,63 @@ TEST_CASE("dmarc store: the same evaluations give the same report XML as schema 
         std::ofstream(golden_path, std::ios::binary | std::ios::trunc) << xml;
         WARN("wrote " << golden_path);
     }
-    std::ifstream in(golden_path, std::ios::binary);
-    REQUIRE(in);
-    std::stringstream golden;
-    golden << in.rdbuf();
-    CHECK(xml == golden.str());
+    CHECK(xml == golden());
+}
+
+TEST_CASE("dmarc store: a schema-1 file is migrated: same reports, records once, rua= cut, merged",
+          "[report][dmarc][golden]") {
+    TempDir dir;
+    auto path = (dir.path / "dmarc.sqlite").string();
+    auto all = evaluations();
+    // Outside the golden period: two records that differ only past the URIs kept become one.
+    auto six = all.front();
+    six.time = 1'600'000'000;
+    six.policy_domain = "merge.example";
+    six.rua.clear();
+    for (int i = 0; i < 6; ++i) six.rua.push_back("mailto:m" + std::to_string(i) + "@merge.example");
+    auto seven = six;
+    seven.time += 1;
+    seven.rua.push_back("mailto:m6@merge.example");
+    all.push_back(six);
+    all.push_back(seven);
+    write_schema_1(path, all);
+
+    // Read-only, it cannot be migrated: a clear error, not a wrong answer.
+    CHECK_THROWS_WITH(report::DmarcStoreReader(path), Catch::Contains("schema version 1 is older"));
+
+    std::vector<std::string> notes;
+    {
+        report::DmarcStoreOptions o;
+        o.path = path;
+        report::SqliteDmarcStore store(o, [&notes](const std::string& line) { notes.push_back(line); });
+    }
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0].find("migrated from schema version 1 to 2") != std::string::npos);
+    CHECK(notes[0].find(std::to_string(all.size()) + " evaluations now refer to") != std::string::npos);
+    CHECK(notes[0].find("1 records merged") != std::string::npos);
+
+    const std::int64_t since = 1'700'006'400, until = since + 86'400;
+    CHECK(reports_from(path, since, until) == golden());
+
+    report::DmarcStoreReader reader(path);
+    CHECK(reader.count() == all.size());
+    // example.com (2 records: the policy changed), example.org, example.net (30 URIs), merge.example.
+    CHECK(reader.policies() == 5);
+    auto net = reader.latest("example.net", since, until);
+    REQUIRE(net);
+    CHECK(net->rua.size() == report::limits::max_rua_uris);
+    CHECK(net->rua.front() == "mailto:r0@example.net");
+    auto merged = reader.rows("merge.example", 0, since);
+    REQUIRE(merged.size() == 1);
+    CHECK(merged[0].count == 2);
+    CHECK(merged[0].evaluation.rua.size() == report::limits::max_rua_uris);
+
+    // Once migrated, a read-only reader is fine, and opening again migrates nothing.
+    notes.clear();
+    {
+        report::DmarcStoreOptions o;
+        o.path = path;
+        report::SqliteDmarcStore store(o, [&notes](const std::string& line) { notes.push_back(line); });
+    }
+    CHECK(notes.empty());
 }

@@ -1,9 +1,10 @@
-// [dns] cache_mb: the DNS cache's byte budget in the configuration.
+// The memory and disk bounds in the configuration: [dns] cache_mb, [dmarc_reports] max_rows_per_day.
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "dns/dns_limits.hpp"
 #include "policy/config.hpp"
+#include "report/report_limits.hpp"
 
 using namespace vigil::policy;
 using Catch::Matchers::Contains;
@@ -18,5 +19,20 @@ TEST_CASE("[dns] cache_mb: 32 MiB by default, in MiB, bounded", "[config][dns]")
         INFO(bad);
         CHECK_THROWS_WITH(load_config_string(std::string("[dns]\ncache_mb = ") + bad + "\n", "t.conf"),
                           Contains("cache_mb"));
+    }
+}
+
+TEST_CASE("[dmarc_reports] max_rows_per_day: 50,000 by default, bounded", "[config][report]") {
+    CHECK(load_config_string("", "t.conf")->dmarc_reports.max_rows_per_day ==
+          vigil::report::limits::default_max_rows_per_day);
+    CHECK(vigil::report::limits::default_max_rows_per_day == 50'000);
+    CHECK(load_config_string("[dmarc_reports]\nmax_rows_per_day = 1000\n", "t.conf")
+              ->dmarc_reports.max_rows_per_day == 1000);
+    CHECK(load_config_file(VIGIL_SOURCE_DIR "/conf/vigil.conf")->dmarc_reports.max_rows_per_day == 50'000);
+    for (const char* bad : {"0", "100000001", "\"many\""}) {
+        INFO(bad);
+        CHECK_THROWS_WITH(
+            load_config_string(std::string("[dmarc_reports]\nmax_rows_per_day = ") + bad + "\n", "t.conf"),
+            Contains("max_rows_per_day"));
     }
 }
