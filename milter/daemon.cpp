@@ -48,6 +48,7 @@ void Daemon::start_runtime() {
         report::DmarcStoreOptions o;
         o.path = r.store;
         o.queue_size = r.queue_size;
+        o.max_rows_per_day = r.max_rows_per_day;
         runtime_->set_dmarc_store(std::make_shared<report::SqliteDmarcStore>(
             std::move(o), [](const std::string& line) { log_line(LOG_WARNING, line); }));
         log_line(LOG_NOTICE, fmt::format("DMARC aggregate reports: recording evaluations in {}", r.store));
@@ -95,7 +96,21 @@ int Daemon::quiesce(std::chrono::milliseconds limit) {
     return running;
 }
 
+dns::CacheStats Daemon::dns_cache_stats() const {
+    return runtime_ ? runtime_->cache().stats() : dns::CacheStats{};
+}
+
+void Daemon::log_dns_cache() const {
+    if (runtime_) log_line(LOG_NOTICE, dns::describe(runtime_->cache().stats()));
+}
+
 bool Daemon::reload() {
+    bool ok = reload_config();
+    log_dns_cache();
+    return ok;
+}
+
+bool Daemon::reload_config() {
     try {
         auto fresh = engine::load_config_file(path_, overrides_);
         if (fresh->dns.server != runtime_->dns_server()) {
@@ -109,6 +124,11 @@ bool Daemon::reload() {
             log_line(LOG_WARNING,
                      "reload: [dmarc_reports] enabled/store changed; this takes a restart, the running "
                      "report store is kept");
+        }
+        if (auto budget = fresh->dns.cache_bytes; budget != runtime_->cache().stats().max_bytes) {
+            runtime_->cache().set_max_bytes(budget);
+            log_line(LOG_NOTICE,
+                     fmt::format("reload: DNS cache budget now {} MiB ([dns] cache_mb)", budget >> 20));
         }
         {
             std::lock_guard lock(mutex_);

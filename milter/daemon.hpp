@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 
+#include "dns/cache.hpp"
 #include "doctor/monitor.hpp"
 #include "engine/config.hpp"
 #include "engine/runtime.hpp"
@@ -20,8 +21,13 @@ class Daemon {
            bool foreground);
 
     std::shared_ptr<const engine::Config> config() const;
-    // Re-reads the file; on any error logs why and keeps the running configuration.
+    // Re-reads the file; on any error logs why and keeps the running configuration. Either way logs
+    // the DNS cache's figures (log_dns_cache).
     bool reload();
+    // The shared DNS cache's counters and size, for the log and a metrics endpoint; after start_runtime.
+    dns::CacheStats dns_cache_stats() const;
+    // One line: entries, bytes against the budget, hits, misses, evictions (at reload and at stop).
+    void log_dns_cache() const;
     bool foreground() const { return foreground_; }
     // Builds the shared resolver; after dropping privileges, before serving.
     void start_runtime();
@@ -53,6 +59,7 @@ class Daemon {
     EomGate& eom_gate() { return eom_gate_; }
 
   private:
+    bool reload_config();
     std::string path_;
     engine::Overrides overrides_;
     mutable std::mutex mutex_;

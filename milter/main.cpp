@@ -249,6 +249,7 @@ int main(int argc, char** argv) {
     daemon.start_monitor();
     int rc = serve(daemon);
     daemon.stop_monitor();
+    daemon.log_dns_cache();
     vigil::milter::log_line(LOG_NOTICE, fmt::format("stopped (libmilter returned {})", rc));
     return rc == MI_SUCCESS ? 0 : 1;
 }

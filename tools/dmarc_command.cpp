@@ -253,13 +253,13 @@ int dmarc_command(int argc, char** argv, const std::string& config_path_in, bool
     }
 
     std::string path = store_path.value_or(rc.store);
-    // Writable only to prune old evaluations; a read-only store still gives reports.
+    // Writable to prune old evaluations and to migrate a store of an older schema; a store we may
+    // only read still gives reports (if its schema is current).
     std::unique_ptr<report::DmarcStoreReader> reader;
-    bool writable = rc.keep_days > 0;
+    bool writable = true;
     try {
-        reader = std::make_unique<report::DmarcStoreReader>(path, writable);
+        reader = std::make_unique<report::DmarcStoreReader>(path, true);
     } catch (const report::StoreError&) {
-        if (!writable) throw;
         reader = std::make_unique<report::DmarcStoreReader>(path, false);
         writable = false;
     }
@@ -384,7 +384,7 @@ int dmarc_command(int argc, char** argv, const std::string& config_path_in, bool
         std::printf("no evaluations between %s and %s UTC in %s\n", utc(*since).c_str(), utc(*until).c_str(),
                     core::printable(path).c_str());
     }
-    if (writable) {
+    if (writable && rc.keep_days > 0) {
         auto pruned = reader->prune(now - static_cast<std::int64_t>(rc.keep_days) * 86400);
         if (pruned)
             std::printf("pruned %llu evaluations older than %d days\n",

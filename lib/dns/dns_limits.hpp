@@ -33,7 +33,16 @@ inline constexpr std::uint32_t failure_ttl = 5;
 // A DNSSEC-bogus answer's own TTL is not trustworthy; unbound's default bogus-ttl is 60 s as well.
 inline constexpr std::uint32_t bogus_ttl = 60;
 
-// Entries in the shared cache (answers and parsed objects together) before LRU eviction.
+// The shared cache's memory (answers and parsed objects together, with the cache's own overhead),
+// before least-recently-used eviction. A TXT answer can hold 64 KB of strings (about 75 KB with its
+// containers), so a count of entries alone bounds nothing: 100,000 such answers would be 7 GB.
+// 32 MiB holds the working set of a small server (a typical answer with its overhead is 0.5-2 KB:
+// 15,000 to 60,000 entries). Set with [dns] cache_mb.
+inline constexpr std::size_t default_cache_bytes = std::size_t{32} << 20;
+// The most [dns] cache_mb accepts (16 GiB).
+inline constexpr std::size_t max_cache_mb = 16 * 1024;
+// Entries in the shared cache (answers and parsed objects together) before LRU eviction; a second
+// bound next to the byte budget, so small entries cannot grow the hash table without end.
 inline constexpr std::size_t default_cache_entries = 100'000;
 // An in-flight upstream lookup older than this is no longer joined by new identical lookups (a guard
 // against an upstream that never completes; UnboundResolver itself always completes by query_timeout).

@@ -45,6 +45,10 @@ DnsSettings DnsSettings::read(check::Section& s, const Overrides& ov) {
         }
     }
     d.stage_budget = std::chrono::milliseconds(s.get_int("stage_budget_ms", 3000, 10, 60000));
+    d.cache_bytes = static_cast<std::size_t>(s.get_int(
+                        "cache_mb", static_cast<std::int64_t>(dns::limits::default_cache_bytes >> 20), 1,
+                        static_cast<std::int64_t>(dns::limits::max_cache_mb)))
+                    << 20;
     s.finish();
     return d;
 }

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "check/config_reader.hpp"
+#include "dns/dns_limits.hpp"
 #include "engine/overrides.hpp"
 
 namespace vigil::engine {
@@ -13,6 +14,7 @@ namespace vigil::engine {
 struct DnsSettings {
     std::string server;  // HOST:PORT: every query to that one server, no validation
     std::chrono::milliseconds stage_budget{3000};
+    std::size_t cache_bytes = dns::limits::default_cache_bytes;  // the shared cache's budget ([dns] cache_mb)
 
     static DnsSettings read(check::Section& s, const Overrides& overrides);
 };

@@ -19,7 +19,9 @@ Runtime::Runtime(const DnsSettings& dns, const core::Clock& clock) : clock_(&clo
     opts.query_timeout = std::min<std::chrono::milliseconds>(
         dns.stage_budget + std::chrono::milliseconds(1000), dns::limits::max_query_timeout);
     auto upstream = std::make_shared<dns::UnboundResolver>(opts);
-    cache_ = std::make_shared<dns::CachingResolver>(std::move(upstream), clock);
+    dns::CacheOptions cache_options;
+    cache_options.max_bytes = dns.cache_bytes;
+    cache_ = std::make_shared<dns::CachingResolver>(std::move(upstream), clock, cache_options);
 }
 
 Runtime::~Runtime() = default;

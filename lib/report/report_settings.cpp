@@ -23,6 +23,9 @@ DmarcReportSettings DmarcReportSettings::read(check::Section& s, const std::stri
     r.queue_size = static_cast<std::size_t>(
         s.get_int("queue_size", static_cast<std::int64_t>(r.queue_size), 1, 1'000'000));
     r.keep_days = static_cast<int>(s.get_int("keep_days", r.keep_days, 0, 3650));
+    r.max_rows_per_day = static_cast<std::uint64_t>(
+        s.get_int("max_rows_per_day", static_cast<std::int64_t>(r.max_rows_per_day), 1,
+                  static_cast<std::int64_t>(limits::max_rows_per_day)));
     // Header fields and the report's XML take these: one printable line each, nothing that could
     // start a new header field or smuggle an address.
     // Defaults come from [server] hostname; they are judged only when reporting is on, so an odd

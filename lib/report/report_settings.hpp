@@ -1,10 +1,12 @@
 #pragma once
 // [log] (the decision log) and [dmarc_reports] (DMARC aggregate reports): the report floor's settings.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "check/config_reader.hpp"
 #include "report/decision_log.hpp"
+#include "report/report_limits.hpp"
 
 namespace vigil::report {
 
@@ -22,9 +24,11 @@ struct DmarcReportSettings {
     bool enabled = false;
     std::string store = "/var/lib/vigil/dmarc-reports.sqlite";
     std::size_t queue_size = 10000;  // evaluations waiting to be written; more are dropped
-    int keep_days = 31;              // `vigil dmarc report` deletes older evaluations; 0: never
-    std::string org_name;            // default: [server] hostname
-    std::string email;               // report contact; default: postmaster@<hostname>
+    // Rows kept per UTC day; past it the day's oldest are dropped (report_limits.hpp).
+    std::uint64_t max_rows_per_day = limits::default_max_rows_per_day;
+    int keep_days = 31;    // `vigil dmarc report` deletes older evaluations; 0: never
+    std::string org_name;  // default: [server] hostname
+    std::string email;     // report contact; default: postmaster@<hostname>
     std::string extra_contact_info;
     std::string submitter;  // our domain in file names and the Subject; default: [server] hostname
     std::string report_id = "{begin}.{random}@{receiver}";  // placeholders: see report_id_template_error

@@ -889,6 +889,12 @@ def t_stop(binary: str, work: str) -> None:
         while "reloaded configuration" not in m.log() and time.monotonic() < deadline:
             time.sleep(0.02)
         check("reloaded configuration" in m.log(), "SIGUSR1 reloads the configuration")
+        cache_line = re.compile(r"DNS cache: \d+ entries, [\d.]+ of 32\.0 MiB, \d+ hits, \d+ misses "
+                                r"\([\d.]+ % hits\), \d+ evictions")
+        deadline = time.monotonic() + 10
+        while len(cache_line.findall(m.log())) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        check(len(cache_line.findall(m.log())) == 1, "the reload logs the DNS cache's figures in one line")
         c = MilterClient(m.address)
         c.negotiate()
         c.connect(f"[{CLIENT_IP}]", CLIENT_IP)
@@ -916,6 +922,9 @@ def t_stop(binary: str, work: str) -> None:
         log = m.log()
         check("stopping on SIGTERM" in log and "stopped (libmilter returned 0)" in log,
               "the stop and its cause are logged")
+        stop_part = log[log.find("stopping on SIGTERM"):]
+        check(len(cache_line.findall(stop_part)) == 1 and stop_part.find("DNS cache:") < stop_part.find("stopped ("),
+              "the stop logs the DNS cache's figures in one line")
     finally:
         m.stop()
     for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGHUP, "SIGHUP")):

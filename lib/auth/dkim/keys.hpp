@@ -39,6 +39,8 @@ std::string key_txt_record(std::string_view selector, std::string_view domain, K
                            std::string_view public_b64);
 // A DNS answer (TXT) turned into a key outcome. Pure apart from OpenSSL.
 KeyOutcome key_from_answer(const dns::Answer& answer);
+// What the DNS cache's entry for `outcome` keeps alive (the outcome, the key, OpenSSL's objects).
+std::size_t cached_key_bytes(const KeyOutcome& outcome);
 
 // Lookups for one message: start() them all first, then get() each with the stage deadline.
 // Parsed keys come from, and go to, `cache` when there is one.

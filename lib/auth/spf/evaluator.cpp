@@ -10,6 +10,7 @@
 #include "auth/spf/spf_limits.hpp"
 #include "core/printable.hpp"
 #include "dns/cache.hpp"
+#include "dns/heap_size.hpp"
 
 namespace vigil::auth::spf {
 
@@ -69,6 +70,19 @@ struct CachedRecord {
     ParsedRecord parsed;
 };
 constexpr std::string_view cache_tag = "spf-record";
+
+// What the DNS cache's entry for a parsed record keeps alive.
+std::size_t cached_bytes(const CachedRecord& c) {
+    namespace heap = dns::heap;
+    std::size_t n = heap::make_shared_block<CachedRecord>() + heap::of(c.text) + heap::of(c.parsed.error);
+    if (const auto& r = c.parsed.record) {
+        n += heap::buffer_of(r->mechanisms);
+        for (const auto& m : r->mechanisms) n += heap::of(m.domain_spec) + heap::of(m.text);
+        if (r->redirect) n += heap::of(*r->redirect);
+        if (r->exp) n += heap::of(*r->exp);
+    }
+    return n;
+}
 
 struct Step {
     Result result = Result::neutral;
@@ -394,7 +408,7 @@ class Evaluator {
                 std::make_shared<const CachedRecord>(CachedRecord{spf.front(), parse_record(spf.front())});
             if (opt_.parsed_cache != nullptr) {
                 opt_.parsed_cache->put_parsed<CachedRecord>(domain, dns::RrType::txt, cache_tag, fresh,
-                                                            txt.ttl);
+                                                            txt.ttl, cached_bytes(*fresh));
             }
             cached = std::move(fresh);
         }

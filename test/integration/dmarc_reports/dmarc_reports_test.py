@@ -279,12 +279,19 @@ def main():
         expect(rc == 0, f"vigil-milter stopped cleanly ({rc})")
         expect("DMARC aggregate reports: recording evaluations in" in milter_log, "the milter says it records")
         con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-        rows = con.execute("SELECT policy_domain, source_ip, rua FROM evaluation ORDER BY id").fetchall()
+        rows = con.execute("SELECT p.policy_domain, e.source_ip, p.rua FROM evaluation AS e "
+                           "JOIN policy AS p ON p.id = e.policy_id ORDER BY e.id").fetchall()
+        policies = con.execute("SELECT COUNT(*) FROM policy").fetchone()[0]
         con.close()
         expect(len(rows) == 6, f"6 evaluations recorded (gamma.test has no rua=): {[(r[0], r[1]) for r in rows]}")
         expect({r[0] for r in rows} == {"alpha.test", "beta.test"}, "only domains with rua= are recorded")
         expect(any("small@alpha.test!100" in r[2] for r in rows),
                "the recorded rua= keeps its !size suffix as published")
+        expect(policies == 2, f"each domain's DMARC record is stored once ({policies} records for 6 evaluations)")
+        expect(all("sixth@alpha.test" not in r[2] for r in rows),
+               "a rua= URI past the fifth is not stored")
+        mode = os.stat(store).st_mode & 0o777
+        expect(mode == 0o600, f"the store file is created 0600 ({oct(mode)})")
         until = int(time.time()) + 60
         since = start - 60
         period = ["--since", str(since), "--until", str(until)]
@@ -335,6 +342,7 @@ def main():
                "a destination whose !size is too small is skipped")
         expect("mailto:later@flaky.test: not sent, the authorization lookup failed" in out,
                "a failing authorization lookup is reported, not guessed")
+        expect("sixth@alpha.test" not in out, "the sixth rua= URI, not stored, gets nothing")
         mails = sorted(glob.glob(os.path.join(outbox, "mail.*.eml")))
         expect(len(mails) == 2, f"two messages handed to sendmail ({len(mails)})")
         rcpts = set()
@@ -385,6 +393,7 @@ def main():
         done = run([vigil_bin, "--config", conf, "dmarc", "report", "--store", os.path.join(work, "none.sqlite"),
                     "--out", outdir])
         expect(done.returncode == 2 and "DMARC report store" in done.stderr, "a missing store is a clear error")
+        expect(not os.path.exists(os.path.join(work, "none.sqlite")), "and the report command does not create it")
     finally:
         if milter is not None and milter.poll() is None:
             milter.kill()

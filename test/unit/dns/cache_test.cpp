@@ -1,7 +1,9 @@
-// CachingResolver: TTLs on a fake clock, negative caching, what is never cached, LRU eviction,
-// counters, coalescing of identical in-flight lookups, and parsed-object storage.
-#include <catch2/catch.hpp>
+// CachingResolver: TTLs on a fake clock, negative caching, what is never cached, LRU eviction by
+// entries and by bytes, the byte accounting (held against mallinfo2()), counters, coalescing of
+// identical in-flight lookups, and parsed-object storage.
+#include <malloc.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "dns/cache.hpp"
+#include "dns/heap_size.hpp"
 #include "fakes.hpp"
 #include "fakes/fake_resolver.hpp"
 
@@ -295,7 +298,7 @@ TEST_CASE("dns cache: parsed objects are stored by name - type and tag with a TT
     CHECK(cache.get_parsed<DkimKey>(name, RrType::txt, "dkim-key") == nullptr);
 
     cache.put_parsed(name, RrType::txt, "dkim-key", std::make_shared<const DkimKey>(DkimKey{"rsa", 2048}),
-                     300);
+                     300, 100);
     auto key = cache.get_parsed<DkimKey>("SEL._domainkey.Example.com.", RrType::txt, "dkim-key");
     REQUIRE(key != nullptr);
     CHECK(key->algorithm == "rsa");
@@ -319,10 +322,10 @@ TEST_CASE("dns cache: parsed objects are stored by name - type and tag with a TT
 
     // TTL 0 stores nothing; a long TTL is capped like an answer's.
     cache.put_parsed(name, RrType::txt, "dkim-key", std::make_shared<const DkimKey>(DkimKey{"ed25519", 256}),
-                     0);
+                     0, 100);
     CHECK(cache.get_parsed<DkimKey>(name, RrType::txt, "dkim-key") == nullptr);
     cache.put_parsed(name, RrType::txt, "dkim-key", std::make_shared<const DkimKey>(DkimKey{"ed25519", 256}),
-                     10 * limits::max_ttl);
+                     10 * limits::max_ttl, 100);
     f.clock.advance(seconds(limits::max_ttl));
     CHECK(cache.get_parsed<DkimKey>(name, RrType::txt, "dkim-key") == nullptr);
 }
@@ -332,8 +335,8 @@ TEST_CASE("dns cache: parsed objects share the entry bound with answers", "[dns]
     CacheOptions options;
     options.max_entries = 2;
     CachingResolver cache(f.fake, f.clock, options);
-    cache.put_parsed("a.example", RrType::txt, "t", std::make_shared<const int>(1), 60);
-    cache.put_parsed("b.example", RrType::txt, "t", std::make_shared<const int>(2), 60);
+    cache.put_parsed("a.example", RrType::txt, "t", std::make_shared<const int>(1), 60, 32);
+    cache.put_parsed("b.example", RrType::txt, "t", std::make_shared<const int>(2), 60, 32);
     f.fake->set_records("c.example", RrType::a, {fake::address("c.example", "192.0.2.3")});
     now_answer(cache.lookup("c.example", RrType::a));
     CHECK(cache.stats().entries == 2);
@@ -355,4 +358,245 @@ TEST_CASE("dns cache: a late completion after the cache is gone still reaches th
     }
     fake->release("late.example", RrType::a);
     CHECK(now_answer(*p).status == Status::answer);
+}
+
+// ---- The byte budget: eviction, and accounting that matches what the heap really gives back ----
+
+namespace {
+
+// A TXT answer of `kb` KiB in 250-byte character-strings: the shape of the answers that made the
+// cache grow without a byte bound (a wildcard TXT of 60 KB, one distinct name per message).
+std::vector<Record> big_txt(const std::string& name, std::size_t kb) {
+    std::vector<std::string> strings;
+    for (std::size_t n = 0; n < kb * 1024; n += 250) strings.push_back(std::string(250, 'x'));
+    return {fake::txt(name, std::move(strings))};
+}
+
+// Bytes malloc has handed out and not got back (arenas and mmapped blocks). Meaningless under a
+// sanitizer, which brings its own allocator.
+#if defined(__SANITIZE_ADDRESS__)
+#define VIGIL_OWN_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VIGIL_OWN_MALLOC 1
+#endif
+#endif
+#ifndef VIGIL_OWN_MALLOC
+std::size_t heap_in_use() {
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+#endif
+
+}  // namespace
+
+TEST_CASE("dns cache: the byte budget evicts least recently used entries and is never exceeded", "[dns]") {
+    Fixture f;
+    Answer sample;
+    sample.status = Status::answer;
+    sample.records = big_txt("x.example", 8);
+    const std::size_t one = answer_bytes(sample);
+    CacheOptions options;
+    options.max_bytes = 3 * one + 4096;  // three 8 KiB answers with their overhead, not four
+    CachingResolver cache(f.fake, f.clock, options);
+    const char* names[] = {"a.example", "b.example", "c.example", "d.example"};
+    for (const char* n : names) f.fake->set_records(n, RrType::txt, big_txt(n, 8), 300);
+
+    for (const char* n : {"a.example", "b.example", "c.example"}) {
+        now_answer(cache.lookup(n, RrType::txt));
+        CHECK(cache.stats().bytes <= options.max_bytes);
+    }
+    auto s = cache.stats();
+    CHECK(s.entries == 3);
+    CHECK(s.evictions == 0);
+    CHECK(s.bytes > 3 * one);  // the answers plus the cache's own overhead
+    CHECK(s.max_bytes == options.max_bytes);
+
+    now_answer(cache.lookup("a.example", RrType::txt));  // a is now the most recent; b the least
+    now_answer(cache.lookup("d.example", RrType::txt));  // evicts b, by bytes (the entry bound is far)
+    s = cache.stats();
+    CHECK(s.entries == 3);
+    CHECK(s.evictions == 1);
+    CHECK(s.bytes <= options.max_bytes);
+    for (const char* n : {"a.example", "c.example", "d.example"}) now_answer(cache.lookup(n, RrType::txt));
+    for (const char* n : {"a.example", "c.example", "d.example"}) CHECK(f.fake->count(n, RrType::txt) == 1);
+    now_answer(cache.lookup("b.example", RrType::txt));
+    CHECK(f.fake->count("b.example", RrType::txt) == 2);
+
+    // Small answers are charged too: a thousand A records do not fit where three big TXT did.
+    for (int i = 0; i < 1000; ++i) {
+        auto n = "host" + std::to_string(i) + ".example";
+        f.fake->set_records(n, RrType::a, {fake::address(n, "192.0.2.1")}, 300);
+        now_answer(cache.lookup(n, RrType::a));
+        REQUIRE(cache.stats().bytes <= options.max_bytes);
+    }
+    s = cache.stats();
+    CHECK(s.entries < 200);
+    CHECK(s.entries > 20);
+    CHECK(s.bytes > options.max_bytes / 2);
+
+    // Everything expired or cleared: nothing is charged but the (never shrinking) bucket array.
+    cache.clear();
+    CHECK(cache.stats().entries == 0);
+    CHECK(cache.stats().bytes < 8 * 1024);
+}
+
+TEST_CASE("dns cache: an answer bigger than the whole budget is not kept - nor is what it replaces",
+          "[dns]") {
+    Fixture f;
+    CacheOptions options;
+    options.max_bytes = 16 * 1024;
+    CachingResolver cache(f.fake, f.clock, options);
+    f.fake->set_records("big.example", RrType::txt, big_txt("big.example", 60), 300);
+    f.fake->set_records("small.example", RrType::a, {fake::address("small.example", "192.0.2.1")}, 300);
+    now_answer(cache.lookup("small.example", RrType::a));
+    CHECK(now_answer(cache.lookup("big.example", RrType::txt)).status == Status::answer);
+    CHECK(now_answer(cache.lookup("big.example", RrType::txt)).status == Status::answer);
+    CHECK(f.fake->count("big.example", RrType::txt) == 2);  // asked again: never stored
+    auto s = cache.stats();
+    CHECK(s.too_large == 2);
+    CHECK(s.entries == 1);  // the small one was not evicted to make room for nothing
+    CHECK(s.evictions == 0);
+
+    // A stored object replaced by one too big to keep is dropped, not kept stale.
+    cache.put_parsed("grows.example", RrType::txt, "t", std::make_shared<const int>(1), 60, 100);
+    CHECK(cache.stats().entries == 2);
+    cache.put_parsed("grows.example", RrType::txt, "t", std::make_shared<const int>(2), 60, 20 * 1024);
+    CHECK(cache.get_parsed<int>("grows.example", RrType::txt, "t") == nullptr);
+    CHECK(cache.stats().entries == 1);
+    CHECK(cache.stats().too_large == 3);
+}
+
+TEST_CASE("dns cache: a smaller budget (a reload) evicts at once", "[dns]") {
+    Fixture f;
+    CachingResolver cache(f.fake, f.clock);
+    CHECK(cache.stats().max_bytes == limits::default_cache_bytes);
+    for (int i = 0; i < 20; ++i) {
+        auto n = "t" + std::to_string(i) + ".example";
+        f.fake->set_records(n, RrType::txt, big_txt(n, 4), 300);
+        now_answer(cache.lookup(n, RrType::txt));
+    }
+    auto before = cache.stats();
+    CHECK(before.entries == 20);
+    cache.set_max_bytes(before.bytes / 2);
+    auto after = cache.stats();
+    CHECK(after.max_bytes == before.bytes / 2);
+    CHECK(after.bytes <= after.max_bytes);
+    CHECK(after.entries < 11);
+    CHECK(after.evictions == 20 - after.entries);
+    // The most recently used survived.
+    now_answer(cache.lookup("t19.example", RrType::txt));
+    CHECK(f.fake->count("t19.example", RrType::txt) == 1);
+}
+
+TEST_CASE("dns cache: parsed objects are charged what their producer says, plus the cache's overhead",
+          "[dns]") {
+    Fixture f;
+    CacheOptions options;
+    options.max_bytes = 64 * 1024;
+    CachingResolver cache(f.fake, f.clock, options);
+    cache.put_parsed("a.example", RrType::txt, "t", std::make_shared<const int>(1), 60, 1000);
+    auto one = cache.stats().bytes;
+    CHECK(one > 1000);
+    CHECK(one < 1000 + 512);
+    cache.put_parsed("b.example", RrType::txt, "t", std::make_shared<const int>(2), 60, 40 * 1024);
+    CHECK(cache.stats().entries == 2);
+    // 30 KiB more does not fit beside 41 KiB in 64 KiB: the least recently used (a) goes first.
+    cache.get_parsed<int>("a.example", RrType::txt, "t");
+    cache.put_parsed("c.example", RrType::txt, "t", std::make_shared<const int>(3), 60, 30 * 1024);
+    CHECK(cache.stats().bytes <= options.max_bytes);
+    CHECK(cache.get_parsed<int>("b.example", RrType::txt, "t") == nullptr);
+    CHECK(cache.get_parsed<int>("a.example", RrType::txt, "t") != nullptr);
+    CHECK(cache.get_parsed<int>("c.example", RrType::txt, "t") != nullptr);
+    // Bigger than the budget on its own: not kept.
+    cache.put_parsed("d.example", RrType::txt, "t", std::make_shared<const int>(4), 60, 65 * 1024);
+    CHECK(cache.get_parsed<int>("d.example", RrType::txt, "t") == nullptr);
+    CHECK(cache.stats().too_large == 1);
+}
+
+TEST_CASE("dns cache: the log line states entries, bytes against the budget, hits, misses, evictions",
+          "[dns]") {
+    CacheStats s;
+    s.entries = 1234;
+    s.bytes = 3 * (1 << 20) / 2;
+    s.max_bytes = 32 << 20;
+    s.hits = 900;
+    s.misses = 100;
+    s.evictions = 7;
+    s.too_large = 2;
+    s.expirations = 5;
+    CHECK(describe(s) ==
+          "DNS cache: 1234 entries, 1.5 of 32.0 MiB, 900 hits, 100 misses (90.0 % hits), 7 evictions, 2 too "
+          "large to keep, 5 expired");
+}
+
+// The accounting is an estimate: held against what malloc really gives back when the cache goes.
+TEST_CASE("dns cache: the byte count matches the heap the entries really hold", "[dns][memory]") {
+#ifdef VIGIL_OWN_MALLOC
+    WARN("skipped: mallinfo2() says nothing under a sanitizer's allocator");
+#else
+    Fixture f;
+    // Answers of every shape, programmed before the first measurement.
+    struct Programmed {
+        std::string name;
+        RrType type;
+    };
+    std::vector<Programmed> asked;
+    for (int i = 0; i < 3000; ++i) {
+        auto n = "h" + std::to_string(i) + ".some-longer-domain-name.example";
+        switch (i % 5) {
+            case 0:
+                f.fake->set_records(n, RrType::a,
+                                    {fake::address(n, "192.0.2.1"), fake::address(n, "192.0.2.2")});
+                asked.push_back({n, RrType::a});
+                break;
+            case 1:
+                f.fake->set_records(n, RrType::mx,
+                                    {fake::mx(n, 10, "mx1.some-longer-domain-name.example"),
+                                     fake::mx(n, 20, "mx2.some-longer-domain-name.example")});
+                asked.push_back({n, RrType::mx});
+                break;
+            case 2:
+                f.fake->set_records(n, RrType::txt, {fake::txt(n, {"v=spf1 ip4:192.0.2.0/24 -all"})});
+                asked.push_back({n, RrType::txt});
+                break;
+            case 3:
+                f.fake->set_records(n, RrType::txt, big_txt(n, 6));
+                asked.push_back({n, RrType::txt});
+                break;
+            default:
+                f.fake->set_status(n, RrType::a, Status::nxdomain, 300);
+                asked.push_back({n, RrType::a});
+                break;
+        }
+    }
+    const std::size_t parsed_objects = 500;
+    std::size_t stored_bytes = 0;
+    std::size_t freed = 0;
+    {
+        CachingResolver cache(f.fake, f.clock);
+        for (const auto& q : asked) now_answer(cache.lookup(q.name, q.type));
+        // Parsed objects whose size is known exactly: a vector of 1,000 ints made by make_shared.
+        for (std::size_t i = 0; i < parsed_objects; ++i) {
+            auto v = std::make_shared<const std::vector<int> >(1000, 7);
+            cache.put_parsed("p" + std::to_string(i) + ".example", RrType::txt, "t", std::move(v), 300,
+                             heap::make_shared_block<std::vector<int> >() + heap::block(1000 * sizeof(int)));
+        }
+        auto s = cache.stats();
+        REQUIRE(s.entries == asked.size() + parsed_objects);
+        REQUIRE(s.evictions == 0);
+        stored_bytes = s.bytes;
+        std::size_t before = heap_in_use();
+        cache.clear();
+        std::size_t after = heap_in_use();
+        freed = before - after;
+        // clear() keeps the bucket array: what the entries held is everything else.
+        auto buckets = cache.stats().bytes;
+        stored_bytes -= buckets;
+    }
+    INFO("the cache counted " << stored_bytes << " bytes for its entries; clearing them gave back " << freed);
+    // Within 5 %: malloc's per-thread caches keep a few freed blocks looking busy.
+    CHECK(static_cast<double>(stored_bytes) >= 0.95 * static_cast<double>(freed));
+    CHECK(static_cast<double>(stored_bytes) <= 1.05 * static_cast<double>(freed));
+#endif
 }
