@@ -47,6 +47,18 @@ void append_text(std::string& out, std::string_view s) {
     }
 }
 
+// Inline formatting elements are renamed ("vx" + name) before libxml2 sees them. libxml2's HTML 4
+// tree rules close <font>, <b>, <i> (and more) when a block such as <center>, <p> or <table> starts
+// inside them; browsers (HTML5) keep them open, so white text in <font color=white><center>..</center>
+// on a black cell would look hidden to us and visible to the reader. libxml2 never auto-closes an
+// element it does not know, and the renderer strips the prefix again.
+bool formatting_element(std::string_view n) {
+    static constexpr std::array<std::string_view, 13> names = {
+        "font", "b", "i", "u", "s", "strike", "big", "small", "tt", "span", "em", "strong", "basefont"};
+    return std::find(names.begin(), names.end(), n) != names.end();
+}
+constexpr std::string_view renamed_prefix = "vx";
+
 // The rest of the guard: one pass, output linear in the input (quoting expands a value at most 6x).
 class Guard {
   public:
@@ -126,6 +138,7 @@ class Guard {
             if (((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) && name.size() < 32) name.push_back(c);
             ++j;
         }
+        if (formatting_element(name)) name.insert(0, renamed_prefix);
         std::string tag = "<" + name;
         attr_names_.clear();
         while (true) {
@@ -232,6 +245,7 @@ class Guard {
             ++j;
         }
         if (j >= n) return n;
+        if (formatting_element(name)) name.insert(0, renamed_prefix);
         out_ += "</";
         out_ += name;
         out_ += '>';
@@ -369,6 +383,7 @@ struct Style {
     bool hidden = false;
     std::int32_t color = no_color;
     std::int32_t bg = no_color;
+    bool bg_image = false;  // a background picture: the colour under the text is unknown
 };
 
 // The inline style attribute, lowercase.
@@ -402,7 +417,10 @@ void apply_css(std::string_view css, Style& st) {
             }
         } else if (prop == "color") {
             if (auto c = parse_color(val); c != no_color) st.color = c;
+        } else if (prop == "background-image") {
+            if (val.find("url(") != std::string_view::npos) st.bg_image = true;
         } else if (prop == "background-color" || prop == "background") {
+            if (val.find("url(") != std::string_view::npos) st.bg_image = true;
             // "background" may hold an image or several words: the first colour-looking word.
             std::size_t k = 0;
             while (k < val.size()) {
@@ -453,7 +471,9 @@ class Renderer {
         std::string_view name = reinterpret_cast<const char*>(xname);
         const Frame& parent = stack_.back();
         Frame f;
-        f.name.assign(name);
+        f.name.assign(name);  // as libxml2 reports it, to match its end event
+        if (name.substr(0, renamed_prefix.size()) == renamed_prefix)
+            name.remove_prefix(renamed_prefix.size());
         f.flags = element_flags(name);
         f.hidden = parent.hidden;
         f.skip = parent.skip || (f.flags & el_skip);
@@ -476,6 +496,7 @@ class Renderer {
                 has_href = true;
             } else if (an == "src" || (an == "action" && name == "form") || (an == "background")) {
                 add_link(av, an == "action" ? UrlSource::html_href : UrlSource::html_src, false);
+                if (an == "background") st.bg_image = true;
             } else if (an == "color" && (name == "font" || name == "basefont")) {
                 if (auto c = parse_color(lowercase(av)); c != no_color) st.color = c;
             } else if (an == "bgcolor") {
@@ -487,6 +508,7 @@ class Renderer {
         if (!style.empty()) apply_css(lowercase(style), st);
         if (st.hidden) f.hidden = true;
         if (st.bg != no_color) f.bg = st.bg;
+        if (st.bg_image) f.bg = no_color;  // until a descendant sets a colour again
         if (st.color != no_color) f.color = st.color;
         if (has_href) {
             if (name == "base") {

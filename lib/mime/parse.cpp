@@ -136,8 +136,9 @@ Split split_multipart(std::string_view body, std::string_view boundary, std::siz
             line.compare(2, boundary.size(), boundary) == 0) {
             std::string_view rest = line.substr(2 + boundary.size());
             bool close = rest.size() >= 2 && rest[0] == '-' && rest[1] == '-';
-            if (close) rest.remove_prefix(2);
-            if (trim(rest).empty()) {
+            // After a close delimiter anything goes (mail readers ignore it: "--b--</BODY></HTML>");
+            // after a plain one only white space, so that "--b2" is not a delimiter of "b".
+            if (close || trim(rest).empty()) {
                 sp.found_delimiter = true;
                 if (part_start != std::string_view::npos) {
                     std::size_t part_end = i;

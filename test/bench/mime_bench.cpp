@@ -5,6 +5,7 @@
 //                                      the same for a 4 KiB plain message and a 100 KiB multipart one
 //   vigil-mime-bench --corpus DIR      parse every file under DIR once: parts, URLs, guessed charsets,
 //                                      anomalies, CPU time in total and per message
+//   vigil-mime-bench --dump FILE       what mime::parse makes of one message
 //
 // --gmime also times GMime 3 (parse, every header value, every text part's text in UTF-8: the work
 // mime::parse would have left over if GMime did the MIME part), to keep the choice in
@@ -186,10 +187,36 @@ const char* anomaly_name(int bit) {
     return bit < 14 ? names[bit] : "?";
 }
 
+int dump(const std::string& file) {
+    auto raw = read_file(file);
+    auto msg = core::parse_message(raw);
+    auto pm = mime::parse(msg.headers, msg.body);
+    std::printf("subject: %s\nanomalies:", pm.subject.c_str());
+    for (int b = 0; b < 32; ++b)
+        if (pm.anomalies & (1u << b)) std::printf(" %s", anomaly_name(b));
+    std::printf("\n");
+    for (std::size_t i = 0; i < pm.parts.size(); ++i) {
+        const auto& p = pm.parts[i];
+        std::printf("part %zu: %s depth %d charset '%s' read as '%s'%s%s%s encoded %zu decoded %zu\n", i,
+                    p.content_type.c_str(), p.depth, p.charset.c_str(), p.charset_used.c_str(),
+                    p.charset_guessed ? " (guessed)" : "", p.attachment ? " attachment" : "",
+                    p.filename.empty() ? "" : (" filename '" + p.filename + "'").c_str(), p.encoded_size,
+                    p.decoded_size);
+        if (p.is_text) std::printf("---- text_for_body\n%s\n----\n", p.text_for_body().c_str());
+    }
+    for (const auto& u : pm.urls)
+        std::printf("url %s host %s%s part %zu%s%s\n", u.url.c_str(), u.host.c_str(),
+                    u.host_is_ip ? " (ip)" : "", u.part,
+                    u.display_text.empty() ? "" : (" text '" + u.display_text + "'").c_str(),
+                    u.display_mismatch ? " MISMATCH" : "");
+    return 0;
+}
+
 int corpus(const std::string& dir, int slowest) {
     std::vector<std::string> files;
     for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
-        if (e.is_regular_file()) files.push_back(e.path().string());
+        if (e.is_regular_file() && e.path().filename().string().front() != '.')
+            files.push_back(e.path().string());
     std::sort(files.begin(), files.end());
     if (files.empty()) {
         std::printf("no files under %s\n", dir.c_str());
@@ -275,11 +302,13 @@ int main(int argc, char** argv) {
             corpus_dir = argv[++i];
         else if (a == "--slowest" && i + 1 < argc)
             slowest = std::atoi(argv[++i]);
+        else if (a == "--dump" && i + 1 < argc)
+            return dump(argv[++i]);
         else if (!a.empty() && a[0] == '-') {
-            std::fprintf(
-                stderr,
-                "usage: %s [--iterations N] [--gmime] [--synthetic] [--corpus DIR [--slowest N]] FILE...\n",
-                argv[0]);
+            std::fprintf(stderr,
+                         "usage: %s [--iterations N] [--gmime] [--synthetic] [--corpus DIR [--slowest N]] "
+                         "[--dump FILE] FILE...\n",
+                         argv[0]);
             return 2;
         } else
             files.push_back(a);

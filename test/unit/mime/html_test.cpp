@@ -78,6 +78,33 @@ TEST_CASE("HTML: visible styling is not hidden text", "[mime]") {
     CHECK_FALSE(render("<p>x</p><div style=\"display:none\"> &nbsp; </div>").hidden_text);
 }
 
+TEST_CASE("HTML: colours follow the browser's tree, not libxml2's HTML 4 one", "[mime]") {
+    // libxml2 closes <font> and <b> when <center> starts; a browser keeps them open, so this is
+    // white text on a black cell, visible.
+    auto h = render(
+        "<table><tr><td bgcolor=\"#000000\"><font color=\"#FFFFFF\"><b><center>Subscribe</center></b></font>"
+        "</td></tr></table>");
+    CHECK(h.visible == "Subscribe");
+    CHECK_FALSE(h.hidden_text);
+    auto p = render(
+        "<body bgcolor=black text=white><font color=white><p>para one</p><p>para two</p></font></body>");
+    CHECK(p.visible == "para one\npara two");
+    CHECK_FALSE(p.hidden_text);
+}
+
+TEST_CASE("HTML: under a background picture the colour underneath is unknown", "[mime]") {
+    CHECK_FALSE(
+        render("<body background=\"http://x.example/dark.gif\"><font color=white>on a picture</font></body>")
+            .hidden_text);
+    CHECK_FALSE(render("<div style=\"background: url(http://x.example/d.gif)\"><span "
+                       "style=\"color:#fff\">x</span></div>")
+                    .hidden_text);
+    // A colour set again below the picture counts again.
+    CHECK(render("<body background=\"http://x.example/d.gif\"><div style=\"background-color:#fff\">"
+                 "<font color=\"#ffffff\">hidden</font></div></body>")
+              .hidden_text);
+}
+
 TEST_CASE("HTML: links, images, forms and areas are collected", "[mime]") {
     auto h = render(
         "<a href=\" http://Example.com/a \">Example</a><img src=\"https://img.example.net/p.gif\">"
