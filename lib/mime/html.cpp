@@ -482,7 +482,7 @@ class Renderer {
         f.bg = parent.bg;
         f.link = parent.link;
         Style st;
-        std::string_view href, src, style;
+        std::string_view href, style;
         bool has_href = false;
         for (int k = 0; atts != nullptr && atts[k] != nullptr; k += 2) {
             std::string_view an = reinterpret_cast<const char*>(atts[k]);

@@ -6,6 +6,12 @@
 //   vigil-mime-bench --corpus DIR      parse every file under DIR once: parts, URLs, guessed charsets,
 //                                      anomalies, CPU time in total and per message
 //   vigil-mime-bench --dump FILE       what mime::parse makes of one message
+//   vigil-mime-bench --corpus DIR --html-compare
+//                                      the HTML parts found there through three HTML parsers: libxml2's
+//                                      SAX parser alone, gumbo (tree + walk), and mime::render_html
+//   vigil-mime-bench --html-patho      inputs that make HTML parsers super-linear, at two sizes each
+//   vigil-mime-bench --ucsdet FILE...  ICU's charset detector on the first 4 KiB of each file (the
+//                                      guess mime::to_utf8 does not use)
 //
 // --gmime also times GMime 3 (parse, every header value, every text part's text in UTF-8: the work
 // mime::parse would have left over if GMime did the MIME part), to keep the choice in
@@ -30,6 +36,15 @@
 #ifdef VIGIL_HAVE_GMIME
 #include <gmime/gmime.h>
 #endif
+#ifdef VIGIL_HAVE_GUMBO
+#include <gumbo.h>
+#endif
+#include <libxml/HTMLparser.h>
+#ifdef VIGIL_HAVE_ICU_I18N
+#include <unicode/ucsdet.h>
+#endif
+
+#include "mime/html.hpp"
 
 using namespace vigil;
 
@@ -159,6 +174,17 @@ void bench(const std::vector<Input>& inputs, int iterations, bool gmime) {
         double us = (thread_cpu() - t0) / iterations * 1e6;
         sum += us;
         std::printf("mime::parse  %8.2f us/msg  %7zu bytes  %s\n", us, in.raw.size(), in.name.c_str());
+        // The share of it that is HTML rendering (guard + libxml2 + visible text + links).
+        auto once = mime::parse(in.msg.headers, in.msg.body);
+        std::vector<std::string> html;
+        for (const auto& p : once.parts)
+            if (p.is_html) html.push_back(p.decoded);
+        if (!html.empty()) {
+            t0 = thread_cpu();
+            for (int k = 0; k < iterations; ++k)
+                for (const auto& h : html) sink += mime::render_html(h, 1 << 24).visible.size();
+            std::printf("  of which render_html %8.2f us/msg\n", (thread_cpu() - t0) / iterations * 1e6);
+        }
 #ifdef VIGIL_HAVE_GMIME
         if (gmime) {
             for (int k = 0; k < std::min(iterations, 50); ++k) sink += gmime_once(in.raw);
@@ -174,6 +200,181 @@ void bench(const std::vector<Input>& inputs, int iterations, bool gmime) {
     if (inputs.size() > 1)
         std::printf("mean %.2f us/msg over %zu messages\n", sum / inputs.size(), inputs.size());
     if (sink == 42) std::printf(" ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML parser comparison (docs/content-mime.md, "HTML parser")
+
+void sax_start(void* ctx, const xmlChar*, const xmlChar**) {
+    ++*static_cast<std::size_t*>(ctx);
+}
+void sax_chars(void* ctx, const xmlChar*, int len) {
+    *static_cast<std::size_t*>(ctx) += static_cast<std::size_t>(len);
+}
+void sax_quiet(void*, const char*, ...) {}
+
+// libxml2's HTML parser on its own, SAX, no-op callbacks: its floor cost.
+std::size_t libxml2_sax(const std::string& html) {
+    std::size_t n = 0;
+    htmlSAXHandler h;
+    std::memset(&h, 0, sizeof h);
+    h.startElement = sax_start;
+    h.characters = sax_chars;
+    h.error = h.warning = h.fatalError = sax_quiet;
+    htmlParserCtxtPtr ctx = htmlCreatePushParserCtxt(&h, &n, nullptr, 0, nullptr, XML_CHAR_ENCODING_UTF8);
+    htmlCtxtUseOptions(ctx,
+                       HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_IGNORE_ENC);
+    ctx->sax->error = ctx->sax->warning = ctx->sax->fatalError = sax_quiet;
+    htmlParseChunk(ctx, html.data(), static_cast<int>(html.size()), 1);
+    htmlFreeParserCtxt(ctx);
+    return n;
+}
+
+#ifdef VIGIL_HAVE_GUMBO
+std::size_t gumbo_walk(const GumboNode* node) {
+    if (node->type == GUMBO_NODE_TEXT) return std::strlen(node->v.text.text);
+    if (node->type != GUMBO_NODE_ELEMENT) return 0;
+    std::size_t n = 1;
+    const GumboVector& kids = node->v.element.children;
+    for (unsigned i = 0; i < kids.length; ++i) n += gumbo_walk(static_cast<const GumboNode*>(kids.data[i]));
+    return n;
+}
+
+std::size_t gumbo_once(const std::string& html) {
+    GumboOutput* out = gumbo_parse_with_options(&kGumboDefaultOptions, html.data(), html.size());
+    std::size_t n = gumbo_walk(out->root);
+    gumbo_destroy_output(&kGumboDefaultOptions, out);
+    return n;
+}
+#endif
+
+struct ParserTimes {
+    double libxml2 = 0, gumbo = 0, render = 0;
+};
+
+ParserTimes time_parsers(const std::string& html, bool with_gumbo) {
+    ParserTimes t;
+    std::size_t sink = 0;
+    double t0 = thread_cpu();
+    sink += libxml2_sax(html);
+    t.libxml2 = thread_cpu() - t0;
+#ifdef VIGIL_HAVE_GUMBO
+    if (with_gumbo) {
+        t0 = thread_cpu();
+        sink += gumbo_once(html);
+        t.gumbo = thread_cpu() - t0;
+    }
+#else
+    (void)with_gumbo;
+#endif
+    t0 = thread_cpu();
+    sink += mime::render_html(html, 1 << 24).visible.size();
+    t.render = thread_cpu() - t0;
+    if (sink == 42) std::printf(" ");
+    return t;
+}
+
+void html_compare(const std::vector<std::string>& parts) {
+    std::size_t bytes = 0;
+    ParserTimes sum;
+    for (const auto& h : parts) {
+        bytes += h.size();
+        for (int rep = 0; rep < 3; ++rep) {
+            auto t = time_parsers(h, true);
+            sum.libxml2 += t.libxml2 / 3;
+            sum.gumbo += t.gumbo / 3;
+            sum.render += t.render / 3;
+        }
+    }
+    auto line = [&](const char* what, double secs) {
+        std::printf("%-44s %8.1f ms  %6.1f MB/s  %7.1f us/part\n", what, secs * 1e3, bytes / secs / 1e6,
+                    secs / parts.size() * 1e6);
+    };
+    std::printf("%zu HTML parts, %zu bytes (decoded, UTF-8)\n", parts.size(), bytes);
+    line("libxml2 2.9 HTML parser, SAX, no-op", sum.libxml2);
+#ifdef VIGIL_HAVE_GUMBO
+    line("gumbo 0.10 (tree, then a walk)", sum.gumbo);
+#else
+    std::printf("(built without gumbo: no comparison)\n");
+#endif
+    line("mime::render_html (guard + libxml2 + render)", sum.render);
+}
+
+void html_patho() {
+    struct Shape {
+        const char* name;
+        std::string (*make)(int);
+    };
+    static const Shape shapes[] = {
+        {"attributes on one tag",
+         [](int n) {
+             std::string s = "<a";
+             for (int i = 0; i < n; ++i) s += " a" + std::to_string(i) + "=x";
+             return s + ">";
+         }},
+        {"unmatched end tags under open elements",
+         [](int n) {
+             std::string s;
+             for (int i = 0; i < n; ++i) s += "<div>";
+             for (int i = 0; i < n; ++i) s += "</span>";
+             return s;
+         }},
+        {"nested elements",
+         [](int n) {
+             std::string s;
+             for (int i = 0; i < n; ++i) s += "<div>";
+             return s + "x";
+         }},
+        {"nested tables",
+         [](int n) {
+             std::string s = "<table>";
+             for (int i = 0; i < n; ++i) s += "<tr><td><table>";
+             return s;
+         }},
+        {"misnested formatting",
+         [](int n) {
+             std::string s;
+             for (int i = 0; i < n; ++i) s += "<b><i>x</b></i>";
+             return s;
+         }},
+    };
+    std::printf("%-40s %6s %8s  %12s %12s %12s\n", "shape", "n", "bytes", "libxml2 ms", "gumbo ms",
+                "render ms");
+    for (const auto& sh : shapes) {
+        for (int n : {5000, 10000}) {
+            std::string html = sh.make(n);
+            auto t = time_parsers(html, true);
+            std::printf("%-40s %6d %8zu  %12.1f %12.1f %12.1f\n", sh.name, n, html.size(), t.libxml2 * 1e3,
+                        t.gumbo * 1e3, t.render * 1e3);
+        }
+    }
+}
+
+int ucsdet_bench(const std::vector<std::string>& files) {
+#ifdef VIGIL_HAVE_ICU_I18N
+    for (const auto& f : files) {
+        std::string data = read_file(f).substr(0, 4096);
+        UErrorCode st = U_ZERO_ERROR;
+        UCharsetDetector* d = ucsdet_open(&st);
+        const int n = 200;
+        const char* name = "?";
+        double t0 = thread_cpu();
+        for (int k = 0; k < n; ++k) {
+            ucsdet_setText(d, data.data(), static_cast<int32_t>(data.size()), &st);
+            const UCharsetMatch* m = ucsdet_detect(d, &st);
+            if (m) name = ucsdet_getName(m, &st);
+        }
+        double us = (thread_cpu() - t0) / n * 1e6;
+        ucsdet_close(d);
+        std::printf("ucsdet %8.1f us  %5zu bytes  %.1f ns/byte  -> %s  %s\n", us, data.size(),
+                    us * 1e3 / data.size(), name, f.c_str());
+    }
+    return 0;
+#else
+    (void)files;
+    std::printf("built without icu-i18n\n");
+    return 1;
+#endif
 }
 
 const char* anomaly_name(int bit) {
@@ -212,7 +413,7 @@ int dump(const std::string& file) {
     return 0;
 }
 
-int corpus(const std::string& dir, int slowest) {
+int corpus(const std::string& dir, int slowest, bool compare_html) {
     std::vector<std::string> files;
     for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
         if (e.is_regular_file() && e.path().filename().string().front() != '.')
@@ -227,6 +428,7 @@ int corpus(const std::string& dir, int slowest) {
     std::map<int, std::size_t> anomalies;
     std::map<std::string, std::size_t> charsets;
     std::vector<std::pair<double, std::string>> times;
+    std::vector<std::string> html_parts;
     double total = 0;
     for (const auto& f : files) {
         auto raw = read_file(f);
@@ -246,6 +448,7 @@ int corpus(const std::string& dir, int slowest) {
                 ++charsets[p.charset_used];
             }
             decoded_bytes += p.decoded.size();
+            if (compare_html && p.is_html) html_parts.push_back(p.decoded);
             visible_bytes += p.visible.size();
         }
         urls += pm.urls.size();
@@ -275,6 +478,7 @@ int corpus(const std::string& dir, int slowest) {
         "\ncpu                 total %.1f ms, per message mean %.1f us, p50 %.1f us, p99 %.1f us, max %.1f "
         "us\n",
         total * 1e3, total / files.size() * 1e6, pct(0.5), pct(0.99), times.back().first * 1e6);
+    if (compare_html) html_compare(html_parts);
     for (int k = 0; k < slowest && k < static_cast<int>(times.size()); ++k) {
         const auto& t = times[times.size() - 1 - k];
         std::printf("slow  %8.1f us  %s\n", t.first * 1e6, t.second.c_str());
@@ -286,7 +490,7 @@ int corpus(const std::string& dir, int slowest) {
 
 int main(int argc, char** argv) {
     int iterations = 2000;
-    bool gmime = false, synthetic = false;
+    bool gmime = false, synthetic = false, compare_html = false, html_patho_run = false, ucsdet_run = false;
     std::string corpus_dir;
     int slowest = 0;
     std::vector<std::string> files;
@@ -302,12 +506,18 @@ int main(int argc, char** argv) {
             corpus_dir = argv[++i];
         else if (a == "--slowest" && i + 1 < argc)
             slowest = std::atoi(argv[++i]);
+        else if (a == "--html-compare")
+            compare_html = true;
+        else if (a == "--ucsdet")
+            ucsdet_run = true;
+        else if (a == "--html-patho")
+            html_patho_run = true;
         else if (a == "--dump" && i + 1 < argc)
             return dump(argv[++i]);
         else if (!a.empty() && a[0] == '-') {
             std::fprintf(stderr,
                          "usage: %s [--iterations N] [--gmime] [--synthetic] [--corpus DIR [--slowest N]] "
-                         "[--dump FILE] FILE...\n",
+                         "[--dump FILE] [--html-compare] [--html-patho] [--ucsdet] FILE...\n",
                          argv[0]);
             return 2;
         } else
@@ -316,7 +526,12 @@ int main(int argc, char** argv) {
 #ifdef VIGIL_HAVE_GMIME
     if (gmime) g_mime_init();
 #endif
-    if (!corpus_dir.empty()) return corpus(corpus_dir, slowest);
+    if (ucsdet_run) return ucsdet_bench(files);
+    if (html_patho_run) {
+        html_patho();
+        return 0;
+    }
+    if (!corpus_dir.empty()) return corpus(corpus_dir, slowest, compare_html);
     std::vector<Input> inputs;
     if (synthetic) {
         inputs.push_back(make_input("synthetic 4 KiB text/plain", synthetic_plain()));
