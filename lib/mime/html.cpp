@@ -587,7 +587,6 @@ class Renderer {
     }
 
     void mark_truncated() { out_.truncated = true; }
-    bool full() const { return full_; }
 
   private:
     static bool blank(std::string_view s) {
@@ -641,7 +640,7 @@ class Renderer {
             // Cut at a character boundary.
             out_.visible.resize(utf8_prefix(out_.visible, max_visible_).size());
             full_ = true;
-            out_.truncated = true;
+            out_.visible_cut = true;
             return;
         }
         out_.visible.push_back(c);
@@ -667,21 +666,17 @@ class Renderer {
 
 struct SaxState {
     Renderer* r;
-    htmlParserCtxtPtr ctx;
 };
 
 void on_start(void* user, const xmlChar* name, const xmlChar** atts) {
-    auto* s = static_cast<SaxState*>(user);
-    s->r->start(name, atts);
-    if (s->r->full()) xmlStopParser(s->ctx);
+    static_cast<SaxState*>(user)->r->start(name, atts);
 }
 void on_end(void* user, const xmlChar* name) {
     static_cast<SaxState*>(user)->r->end(name);
 }
+// Past max_visible the parse goes on (bounded by the guard's caps) for the links.
 void on_text(void* user, const xmlChar* ch, int len) {
-    auto* s = static_cast<SaxState*>(user);
-    s->r->text(ch, len);
-    if (s->r->full()) xmlStopParser(s->ctx);
+    static_cast<SaxState*>(user)->r->text(ch, len);
 }
 void on_cdata(void*, const xmlChar*, int) {}  // script/style content
 void on_message(void*, const char*, ...) {}
@@ -733,11 +728,10 @@ HtmlText render_html(std::string_view html, std::size_t max_visible) {
     // Errors raised without a parser context (encoding layer) go to this thread's generic handler,
     // which libxml2 keeps per thread; silence it for this thread (idempotent).
     xmlSetGenericErrorFunc(nullptr, on_generic_error);
-    SaxState state{&r, nullptr};
+    SaxState state{&r};
     htmlParserCtxtPtr ctx =
         htmlCreatePushParserCtxt(&sax, &state, nullptr, 0, nullptr, XML_CHAR_ENCODING_UTF8);
     if (ctx == nullptr) return r.finish();
-    state.ctx = ctx;
     htmlCtxtUseOptions(ctx,
                        HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_IGNORE_ENC);
     // NOERROR clears the handlers; keep ours so nothing falls through to stderr.

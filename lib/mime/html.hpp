@@ -24,6 +24,7 @@ struct HtmlText {
     std::vector<HtmlLink> links;  // document order; at most limits::max_urls
     bool hidden_text = false;     // some non-blank text was hidden
     bool truncated = false;       // an HTML cap was reached
+    bool visible_cut = false;     // max_visible reached: later text dropped (links still collected)
 };
 
 // `html` must be valid UTF-8 (mime::to_utf8's output). `max_visible` bounds the visible text.

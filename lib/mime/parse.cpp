@@ -367,8 +367,7 @@ class Walker {
             auto h = render_html(p.decoded, vis_budget);
             if (h.hidden_text) pm_.add(Anomaly::html_hidden_text);
             if (h.truncated) pm_.add(Anomaly::html_truncated);
-            if (h.visible.size() >= vis_budget && vis_budget < limits::max_part_decoded_bytes)
-                pm_.add(Anomaly::decoded_truncated);
+            if (h.visible_cut) pm_.add(Anomaly::decoded_truncated);
             p.visible = std::move(h.visible);
             decoded_total_ += p.visible.size();
             links = std::move(h.links);

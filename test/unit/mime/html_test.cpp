@@ -209,6 +209,16 @@ TEST_CASE("HTML guard: canonical start tags, escaped stray '<'", "[mime]") {
     CHECK_FALSE(truncated);
 }
 
+TEST_CASE("HTML: past the visible-text budget, links are still collected", "[mime]") {
+    auto h = mime::render_html(
+        "<p>" + std::string(100, 'x') + "</p><a href=\"http://late.example/\">late</a>", 10);
+    CHECK(h.visible == std::string(10, 'x'));
+    CHECK(h.visible_cut);
+    CHECK_FALSE(h.truncated);
+    REQUIRE(h.links.size() == 1);
+    CHECK(h.links[0].display_text == "late");
+}
+
 TEST_CASE("cap: HTML attributes per tag", "[mime]") {
     std::string tag = "<p";
     for (std::size_t i = 0; i < mime::limits::max_html_attributes + 10; ++i)
