@@ -58,7 +58,9 @@ struct EncodedWord {
 EncodedWord match_word(std::string_view s, std::size_t pos, bool& malformed) {
     EncodedWord w;
     std::size_t i = pos + 2;
-    std::size_t q1 = s.find('?', i);
+    // Every search is bounded (a charset name, one word's text), so a header full of "=?" that
+    // never close costs linear time, not quadratic.
+    std::size_t q1 = s.substr(0, std::min(s.size(), i + 66)).find('?', i);
     if (q1 == std::string_view::npos || q1 == i || q1 - i > 64) return w;
     for (std::size_t k = i; k < q1; ++k)
         if (is_ws(s[k]) || s[k] == '=') return w;
@@ -66,7 +68,7 @@ EncodedWord match_word(std::string_view s, std::size_t pos, bool& malformed) {
     char enc = lower(s[q1 + 1]);
     std::size_t text_start = q1 + 3;
     // The text ends at the next "?="; '?' cannot occur inside B or Q text.
-    std::size_t q2 = s.find('?', text_start);
+    std::size_t q2 = s.substr(0, std::min(s.size(), text_start + 4097)).find('?', text_start);
     if (q2 == std::string_view::npos || q2 + 1 >= s.size() || s[q2 + 1] != '=') return w;
     if (q2 - text_start > 4096) return w;
     if (enc != 'b' && enc != 'q') {

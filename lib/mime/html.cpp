@@ -86,7 +86,10 @@ class Guard {
                 }
             } else if (c == '!') {
                 if (istarts(in_, i, "<!--")) {
-                    std::size_t close = in_.find("-->", i + 4);
+                    // The next "-->" is remembered: many unterminated "<!--" cost one search.
+                    if (comment_end_ != std::string_view::npos && comment_end_ < i + 4)
+                        comment_end_ = in_.find("-->", i + 4);
+                    std::size_t close = comment_end_;
                     if (close == std::string_view::npos) {
                         out_ += "&lt;";  // unterminated: text, as far as libxml2 is concerned too
                         i += 1;
@@ -254,6 +257,7 @@ class Guard {
 
     std::string_view in_;
     std::string& out_;
+    std::size_t comment_end_ = 0;  // next "-->" at or after the last search (npos: none left)
     std::size_t tags_ = 0;
     bool truncated_ = false;
     std::vector<std::string> attr_names_;

@@ -85,14 +85,16 @@ std::size_t delimiter_at(std::string_view s, std::size_t i) {
 // Trailing punctuation that belongs to the sentence, not the URL; a closing bracket only when the
 // URL holds no matching opening one.
 std::string_view trim_trailing(std::string_view u) {
+    // Opening brackets counted once (a run of ")))" at the end must not rescan the URL each time).
+    std::size_t parens = 0, brackets = 0;
+    for (char c : u) {
+        if (c == '(') ++parens;
+        if (c == '[') ++brackets;
+    }
     while (!u.empty()) {
         char c = u.back();
-        if (std::strchr(".,;:!?'*", c) != nullptr) {
-            u.remove_suffix(1);
-            continue;
-        }
-        char open = c == ')' ? '(' : c == ']' ? '[' : 0;
-        if (open && u.find(open) == std::string_view::npos) {
+        if (std::strchr(".,;:!?'*", c) != nullptr || (c == ')' && parens == 0) ||
+            (c == ']' && brackets == 0)) {
             u.remove_suffix(1);
             continue;
         }

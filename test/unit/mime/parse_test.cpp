@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <string>
 
 #include "mime/mime_limits.hpp"
@@ -362,4 +363,29 @@ TEST_CASE("a message body with LF-only line ends parses too", "[mime]") {
     REQUIRE(pm.parts.size() == 2);
     CHECK(pm.parts[1].visible == "two");
     CHECK(pm.anomalies == 0);
+}
+
+TEST_CASE("inputs built to be quadratic stay fast", "[mime]") {
+    // Each of these once scanned the rest of the input per occurrence. Generous bound for the
+    // sanitizer build; in a release build each takes milliseconds.
+    auto seconds = [](const std::vector<core::HeaderField>& h, const std::string& body) {
+        auto t0 = std::chrono::steady_clock::now();
+        (void)mime::parse(h, body);
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    std::string words;
+    for (int i = 0; i < 200000; ++i) words += "=?a?q?b ";
+    CHECK(seconds({{"Subject", " " + words}}, "x\r\n") < 2.0);
+    std::string comments;
+    for (int i = 0; i < 100000; ++i) comments += "<!--";
+    CHECK(seconds({{"Content-Type", " text/html"}}, comments) < 2.0);
+    std::string parens;
+    for (int i = 0; i < 200; ++i) parens += "http://x.example/" + std::string(4000, ')') + " ";
+    CHECK(seconds({}, parens) < 2.0);
+    std::string dashes;
+    for (int i = 0; i < 100000; ++i)
+        dashes += "--bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbx\r\n";
+    CHECK(seconds({{"Content-Type", " multipart/mixed; boundary=" + std::string(70, 'b')}}, dashes) < 2.0);
+    std::string dots(1 << 20, '.');
+    CHECK(seconds({}, dots) < 2.0);
 }
