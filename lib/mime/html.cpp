@@ -38,13 +38,38 @@ bool istarts(std::string_view s, std::size_t at, std::string_view prefix) {
 
 constexpr std::string_view replacement = "\xEF\xBF\xBD";
 
-void append_text(std::string& out, std::string_view s) {
-    for (char c : s) {
-        if (c == '\0')
-            out += replacement;
-        else
-            out.push_back(c);
+// s appended with each byte in `special` replaced by its entity (NUL by U+FFFD); plain runs in bulk.
+void append_escaped(std::string& out, std::string_view s, std::string_view special) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        std::size_t j = i;
+        while (j < s.size() && s[j] != '\0' && special.find(s[j]) == std::string_view::npos) ++j;
+        out.append(s.data() + i, j - i);
+        if (j == s.size()) break;
+        switch (s[j]) {
+            case '\0':
+                out += replacement;
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+        }
+        i = j + 1;
     }
+}
+
+void append_text(std::string& out, std::string_view s) {
+    if (std::memchr(s.data(), '\0', s.size()) == nullptr) {
+        out.append(s);
+        return;
+    }
+    append_escaped(out, s, {});
 }
 
 // Inline formatting elements are renamed ("vx" + name) before libxml2 sees them. libxml2's HTML 4
@@ -97,15 +122,7 @@ class Guard {
                         // '<' escaped inside, so that wherever libxml2 thinks the comment ends no
                         // unguarded tag follows.
                         out_ += "<!--";
-                        for (std::size_t k = i + 4; k < close; ++k) {
-                            char ch = in_[k];
-                            if (ch == '<')
-                                out_ += "&lt;";
-                            else if (ch == '\0')
-                                out_ += replacement;
-                            else
-                                out_.push_back(ch);
-                        }
+                        append_escaped(out_, in_.substr(i + 4, close - i - 4), "<");
                         out_ += "-->";
                         i = close + 3;
                     }
@@ -207,24 +224,7 @@ class Guard {
             truncated_ = true;
         }
         tag += "=\"";
-        for (char c : v) {
-            switch (c) {
-                case '"':
-                    tag += "&quot;";
-                    break;
-                case '<':
-                    tag += "&lt;";
-                    break;
-                case '>':
-                    tag += "&gt;";
-                    break;
-                case '\0':
-                    tag += replacement;
-                    break;
-                default:
-                    tag.push_back(c);
-            }
-        }
+        append_escaped(tag, v, "\"<>");
         tag.push_back('"');
     }
 
@@ -566,18 +566,28 @@ class Renderer {
             space_ = false;
             return;
         }
-        for (std::size_t k = 0; k < s.size(); ++k) {
+        // Runs of visible characters are appended whole; white space (and &nbsp;) collapses.
+        std::size_t k = 0;
+        while (k < s.size()) {
             char c = s[k];
             if (is_ws(c)) {
                 space_ = true;
-            } else if (c == '\xC2' && k + 1 < s.size() && s[k + 1] == '\xA0') {
-                space_ = true;  // &nbsp;: a space for rules and tokens
                 ++k;
-            } else {
-                if (space_ && !out_.visible.empty() && out_.visible.back() != '\n') put(' ');
-                space_ = false;
-                put(c);
+                continue;
             }
+            if (c == '\xC2' && k + 1 < s.size() && s[k + 1] == '\xA0') {
+                space_ = true;  // &nbsp;: a space for rules and tokens
+                k += 2;
+                continue;
+            }
+            std::size_t e = k + 1;
+            while (e < s.size() && !is_ws(s[e]) &&
+                   !(s[e] == '\xC2' && e + 1 < s.size() && s[e + 1] == '\xA0'))
+                ++e;
+            if (space_ && !out_.visible.empty() && out_.visible.back() != '\n') put(' ');
+            space_ = false;
+            put_run(s.substr(k, e - k));
+            k = e;
         }
     }
 
@@ -636,6 +646,15 @@ class Renderer {
             }
         }
         if (t.size() >= limits::max_link_text) t.resize(utf8_prefix(t, limits::max_link_text).size());
+    }
+
+    void put_run(std::string_view run) {
+        if (full_) return;
+        if (out_.visible.size() + run.size() <= max_visible_) {
+            out_.visible.append(run);
+            return;
+        }
+        for (char c : run) put(c);
     }
 
     void put(char c) {
