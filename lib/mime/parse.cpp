@@ -313,7 +313,9 @@ class Walker {
         if (!p.is_text) {
             // Content not kept: only its size (and damage, which is cheap to see on the way).
             if (cte == "base64") {
-                p.decoded_size = base64_decoded_size(body);
+                bool bad = false;
+                p.decoded_size = base64_decoded_size(body, bad);
+                if (bad) pm_.add(Anomaly::bad_base64);
             } else if (cte == "quoted-printable") {
                 auto d = decode_qp(body, limits::max_part_decoded_bytes);
                 if (d.malformed) pm_.add(Anomaly::bad_qp);

@@ -100,12 +100,14 @@ Decoded decode_base64(std::string_view in, std::size_t max, bool may_be_cut) {
     return d;
 }
 
-std::size_t base64_decoded_size(std::string_view in) {
-    std::size_t chars = 0;
+std::size_t base64_decoded_size(std::string_view in, bool& malformed) {
+    std::size_t chars = 0, bad = 0;
     for (unsigned char c : in) {
         std::uint8_t v = b64_table[c];
-        if (v < 64) ++chars;
+        chars += v < 64;
+        bad += v == b64_bad && c != '=';
     }
+    if (bad) malformed = true;
     return chars / 4 * 3 + (chars % 4 >= 2 ? chars % 4 - 1 : 0);
 }
 

@@ -18,8 +18,9 @@ struct Decoded {
 // group of one character. `may_be_cut`: the input may have been cut short by the scan cap, so an
 // incomplete last group is not counted as damage.
 Decoded decode_base64(std::string_view in, std::size_t max, bool may_be_cut = false);
-// Bytes that base64 text decodes to, without decoding it (for parts whose content is not kept).
-std::size_t base64_decoded_size(std::string_view in);
+// Bytes that base64 text decodes to, without decoding it (for parts whose content is not kept);
+// `malformed` set for bytes outside the alphabet and white space.
+std::size_t base64_decoded_size(std::string_view in, bool& malformed);
 
 // Quoted-printable (RFC 2045 §6.7): "=XX" (either case), soft line breaks "=" CRLF (or LF, and with
 // trailing white space before the line end). A '=' not followed by two hex digits or a line end is

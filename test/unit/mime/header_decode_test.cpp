@@ -123,7 +123,11 @@ TEST_CASE("base64 decoding", "[mime]") {
     auto cut = mime::decode_base64("aGVsbG8gd29ybGQ=", 6);
     CHECK(cut.truncated);
     CHECK(cut.bytes == "hello ");  // whole groups only
-    CHECK(mime::base64_decoded_size("aGVs\r\nbG8=") == 5);
+    bool bad = false;
+    CHECK(mime::base64_decoded_size("aGVs\r\nbG8=", bad) == 5);
+    CHECK_FALSE(bad);
+    CHECK(mime::base64_decoded_size("aGVs!bG8=", bad) == 5);
+    CHECK(bad);
 }
 
 TEST_CASE("quoted-printable decoding", "[mime]") {

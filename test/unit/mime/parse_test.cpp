@@ -229,6 +229,12 @@ TEST_CASE("malformed base64 is decoded leniently and flagged", "[mime]") {
     CHECK(pm.has(Anomaly::bad_base64));
 }
 
+TEST_CASE("damaged base64 in an attachment is flagged too", "[mime]") {
+    auto pm = parse_raw("Content-Type: application/zip\nContent-Transfer-Encoding: base64\n\nUEsD!!BBQ=\n");
+    CHECK(pm.has(Anomaly::bad_base64));
+    CHECK(pm.parts.at(0).decoded_size == 5);
+}
+
 TEST_CASE("base64 cut by the scan cap is not flagged", "[mime]") {
     // The final group has one character: damage in a whole message, the cut in a truncated one.
     auto cut = parse_raw("Content-Transfer-Encoding: base64\n\naGVsbG8gd29ybGQh\naGVsbG8gd", true);

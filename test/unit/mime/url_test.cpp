@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "mime/mime_limits.hpp"
 #include "mime/url.hpp"
 #include "mime_test_util.hpp"
 
@@ -147,4 +148,25 @@ TEST_CASE("URLs in a message: de-duplicated, in order, with their part and sourc
     CHECK(pm.urls[2].part == 1);
     CHECK(pm.urls[3].url == "http://three.example/");
     CHECK(pm.urls[3].part == 1);
+}
+
+TEST_CASE("cap: a URL longer than max_url is not kept", "[mime]") {
+    std::string longurl = "http://long.example/" + std::string(mime::limits::max_url, 'a');
+    auto pm = parse_raw("Content-Type: text/plain\n\n" + longurl + " http://short.example/\n");
+    REQUIRE(pm.urls.size() == 1);
+    CHECK(pm.urls[0].host == "short.example");
+    // In HTML the guard cuts the attribute value first (html_truncated); the host survives the cut.
+    auto html = parse_raw("Content-Type: text/html\n\n<a href=\"" + longurl + "\">x</a>");
+    CHECK(html.has(mime::Anomaly::html_truncated));
+    REQUIRE(html.urls.size() == 1);
+    CHECK(html.urls[0].host == "long.example");
+    CHECK(html.urls[0].url.size() <= mime::limits::max_url);
+}
+
+TEST_CASE("cap: a header value is cut at max_header_value", "[mime]") {
+    std::vector<core::HeaderField> h = {
+        {"Subject", " " + std::string(mime::limits::max_header_value + 100, 's')}};
+    auto pm = mime::parse(h, "");
+    CHECK(pm.subject.size() == mime::limits::max_header_value);
+    CHECK(pm.headers.at(0).raw.size() == mime::limits::max_header_value + 100);
 }
