@@ -123,11 +123,11 @@ TEST_CASE("base64 decoding", "[mime]") {
     auto cut = mime::decode_base64("aGVsbG8gd29ybGQ=", 6);
     CHECK(cut.truncated);
     CHECK(cut.bytes == "hello ");  // whole groups only
-    bool bad = false;
-    CHECK(mime::base64_decoded_size("aGVs\r\nbG8=", bad) == 5);
-    CHECK_FALSE(bad);
-    CHECK(mime::base64_decoded_size("aGVs!bG8=", bad) == 5);
-    CHECK(bad);
+    bool damaged = false;
+    CHECK(mime::base64_decoded_size("aGVs\r\nbG8=", damaged) == 5);
+    CHECK_FALSE(damaged);
+    CHECK(mime::base64_decoded_size("aGVs!bG8=", damaged) == 5);
+    CHECK(damaged);
 }
 
 TEST_CASE("quoted-printable decoding", "[mime]") {
