@@ -60,20 +60,20 @@ struct Part {
 
 // Structural findings; each becomes a MIME_* symbol in the content check.
 enum class Anomaly : std::uint32_t {
-    too_many_parts = 1u << 0,       // mime::limits::max_parts reached; later parts not decoded
-    too_deep = 1u << 1,             // nesting beyond max_depth; deeper parts not decoded
-    decoded_truncated = 1u << 2,    // max_decoded_bytes reached; the rest of the text not kept
-    too_many_urls = 1u << 3,        // max_urls reached
-    message_truncated = 1u << 4,    // the body was longer than the scan cap the engine keeps
-    bad_boundary = 1u << 5,         // multipart without a usable boundary, or a missing final one
-    bad_base64 = 1u << 6,           // characters outside the alphabet, or bad padding
-    bad_qp = 1u << 7,               // malformed quoted-printable
-    bad_charset = 1u << 8,          // declared charset unknown or the text not valid in it
-    bad_header_encoding = 1u << 9,  // a malformed RFC 2047 encoded-word
-    html_hidden_text = 1u << 10,    // HTML text made invisible (display:none, tiny or same-colour font)
-    html_link_mismatch = 1u << 11,  // a link whose visible text names another host
-    too_many_headers = 1u << 12,    // max_headers / max_part_headers reached; later fields not decoded
-    html_truncated = 1u << 13,      // an HTML cap (size, tags, attributes) reached; the rest not rendered
+    too_many_parts = 1u << 0,      // mime::limits::max_parts reached; later parts not decoded
+    too_deep = 1u << 1,            // nesting beyond max_depth; deeper parts not decoded
+    decoded_truncated = 1u << 2,   // max_decoded_bytes reached; the rest of the text not kept
+    too_many_urls = 1u << 3,       // max_urls reached
+    message_truncated = 1u << 4,   // the body was longer than the scan cap the engine keeps
+    bad_boundary = 1u << 5,        // multipart without a usable boundary, or a missing final one
+    bad_base64 = 1u << 6,          // characters outside the alphabet, or bad padding
+    bad_qp = 1u << 7,              // malformed quoted-printable
+    bad_charset = 1u << 8,         // declared charset unknown or the text not valid in it
+    bad_header_encoding = 1u << 9, // a malformed RFC 2047 encoded-word
+    html_hidden_text = 1u << 10,   // HTML text made invisible (display:none, tiny or same-colour font)
+    html_link_mismatch = 1u << 11, // a link whose visible text names another host
+    too_many_headers = 1u << 12,   // max_headers / max_part_headers reached; later fields not decoded
+    html_truncated = 1u << 13,     // an HTML cap (size, tags, attributes) reached; the rest not rendered
 };
 
 struct ParsedMessage {
