@@ -8,8 +8,8 @@
 
 Seeds are extracted at run time from the repository's unit tests (string literals), conf/vigil.conf,
 ../shared/conformance (dkimpy and RFC 8463 messages and key records, the OpenSPF suites' records,
-OpenDMARC's record and From tables) and, for the mime target, every tenth message of the corpus in
-../shared/corpus/spamassassin; nothing third-party is copied into the repository. Small own
+OpenDMARC's record and From tables) and, for the mime target, every tenth message of the
+SpamAssassin corpus stored beside that conformance data; nothing third-party is copied into the repository. Small own
 seeds may live in fuzz/corpus/NAME/. What a run finds stays in WORK/corpus/NAME (reused by the next run);
 crashes are written to WORK/artifacts/ and printed with the command that reproduces them.
 Exit status: 0 when no target crashed, 1 otherwise, 2 on a usage error.

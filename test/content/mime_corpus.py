@@ -2,7 +2,10 @@
 """Parse every message of a corpus tarball with mime::parse (via vigil-mime-bench --corpus).
 
     python3 test/content/mime_corpus.py --bench build/test/content/vigil-mime-bench \
-        --tarball ../shared/corpus/spamassassin/messages.tar.xz --work build/test/content/corpus
+        --tarball PATH/messages.tar.xz --work build/test/content/corpus
+
+(ctest -R mime_corpus runs it with the SpamAssassin public corpus tarball that sits beside the
+repository on development machines and CI; see test/content/CMakeLists.txt.)
 
 The tarball is unpacked once into WORK (kept for later runs). Exit 77 (ctest: skipped) when the
 tarball is absent; otherwise the bench's status: a crash or an error fails the test.
