@@ -6,9 +6,10 @@
     # long runs: every target (or --target NAME...) for an hour each, 2 processes per target:
     python3 fuzz/run_fuzz.py --build build-fuzz --seconds 3600 --jobs 2
 
-Seeds are extracted at run time from the repository's unit tests (string literals), conf/vigil.conf
-and ../shared/conformance (dkimpy and RFC 8463 messages and key records, the OpenSPF suites' records,
-OpenDMARC's record and From tables); nothing third-party is copied into the repository. Small own
+Seeds are extracted at run time from the repository's unit tests (string literals), conf/vigil.conf,
+../shared/conformance (dkimpy and RFC 8463 messages and key records, the OpenSPF suites' records,
+OpenDMARC's record and From tables) and, for the mime target, every tenth message of the
+SpamAssassin corpus stored beside that conformance data; nothing third-party is copied into the repository. Small own
 seeds may live in fuzz/corpus/NAME/. What a run finds stays in WORK/corpus/NAME (reused by the next run);
 crashes are written to WORK/artifacts/ and printed with the command that reproduces them.
 Exit status: 0 when no target crashed, 1 otherwise, 2 on a usage error.
@@ -183,6 +184,20 @@ def from_values() -> list[bytes]:
     return [e["from_header_value"].encode() for e in json.load(open(path)) if "from_header_value" in e]
 
 
+def corpus_messages(every: int) -> list[bytes]:
+    """Every Nth message of the SpamAssassin corpus tarball beside the conformance data (if present)."""
+    path = os.path.join(os.path.dirname(SHARED), "corpus", "spamassassin", "messages.tar.xz")
+    if not os.path.exists(path):
+        return []
+    import tarfile
+    out = []
+    with tarfile.open(path) as t:
+        for i, m in enumerate(m for m in t.getmembers() if m.isfile()):
+            if i % every == 0:
+                out.append(t.extractfile(m).read())
+    return out
+
+
 def seeds_for(name: str) -> list[bytes]:
     msgs = messages
     table = {
@@ -197,6 +212,7 @@ def seeds_for(name: str) -> list[bytes]:
         "dns_answer": lambda: literals("dns/rdata_test.cpp"),
         "config": lambda: files(os.path.join(ROOT, "conf", "*.conf")) + literals("policy", b"=") +
                           literals("auth", b"[checks") + literals("reputation", b"[checks"),
+        "mime": lambda: literals("mime") + msgs() + corpus_messages(10),
         "message": lambda: msgs() + literals("core/message_test.cpp") + literals("auth/authentication_results_test.cpp"),
         "session": lambda: msgs() + literals("engine/session_test.cpp", b"\r\n"),
         "dmarc_record": lambda: tsv_column(os.path.join(SHARED, "opendmarc-unit-tables", "dmarc-record-parse.tsv"), 1) +

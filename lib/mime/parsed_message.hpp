@@ -45,12 +45,16 @@ struct Part {
     // Text parts only (text/*, and message bodies without a type): the content transfer encoding
     // undone and the charset converted to UTF-8 (rawbody), and, for HTML, the visible text with
     // tags, scripts, styles and hidden elements left out (body). For text/plain both are the same
-    // text and `visible` is empty: use text_for_body().
+    // text and `visible` is empty: use text_for_body(). Line ends are "\n" in both (CRLF and lone
+    // CR converted); `visible` has white space collapsed as a browser shows it, a "\n" per block.
     std::string decoded;
     std::string visible;
     bool is_text = false;
     bool is_html = false;
     bool charset_guessed = false;  // the declared charset was missing, unknown or wrong
+    // The charset the text was read as (lowercase: "utf-8", "windows-1252", "gb18030", ...): the
+    // declared one, or the guess when charset_guessed. Empty for non-text parts.
+    std::string charset_used;
     const std::string& text_for_body() const { return is_html ? visible : decoded; }
 };
 
@@ -68,6 +72,8 @@ enum class Anomaly : std::uint32_t {
     bad_header_encoding = 1u << 9,  // a malformed RFC 2047 encoded-word
     html_hidden_text = 1u << 10,    // HTML text made invisible (display:none, tiny or same-colour font)
     html_link_mismatch = 1u << 11,  // a link whose visible text names another host
+    too_many_headers = 1u << 12,    // max_headers / max_part_headers reached; later fields not decoded
+    html_truncated = 1u << 13,      // an HTML cap (size, tags, attributes) reached; the rest not rendered
 };
 
 struct ParsedMessage {
