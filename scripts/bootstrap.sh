@@ -17,6 +17,7 @@ packages=(
   libmilter-dev libssl-dev libunbound-dev libldns-dev libpsl-dev libidn2-dev libfmt-dev libtomlplusplus-dev
   nettle-dev libevent-dev catch2 publicsuffix dns-root-data
   libsqlite3-dev zlib1g-dev   # DMARC aggregate reports: the store and the gzip file
+  liblmdb-dev lmdb-utils      # embedded state (Bayes tokens); mdb_stat to inspect a store
   # tests: a real MTA, SMTP client, DNS tools, Python for the harnesses
   postfix swaks python3 python3-yaml python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools ldnsutils dnsutils procps iproute2
   libxml2-utils   # xmllint validates DMARC reports against the RFC 7489 schema
