@@ -80,7 +80,8 @@ void usage(std::FILE* out) {
                  "  --store memory|lmdb  where folds learn (lmdb: a temporary file, for timing)\n"
                  "  --top N              learn everything, print the N strongest tokens each way\n"
                  "  --min-recall R --max-fpr F --at P   fail unless spam recall >= R and ham FPR <= F\n"
-                 "                       at probability >= P (default P 0.9)\n");
+                 "                       at probability >= P (default P 0.9)\n"
+                 "  --min-auc A          fail unless the area under the ROC curve is >= A\n");
 }
 
 // Runs tar to extract the archive into dir; true on success.
@@ -119,7 +120,8 @@ int main(int argc, char** argv) {
     std::string store_kind = "memory";
     bayes::TokenizerOptions topt;
     bayes::FilterOptions fopt;
-    double min_recall = -1, max_fpr = -1, at = 0.9;
+    double min_recall = -1, max_fpr = -1, min_auc = -1, at = 0.9;
+    double auc = 0;
     static const option opts[] = {{"corpus", required_argument, nullptr, 'c'},
                                   {"folds", required_argument, nullptr, 'k'},
                                   {"seed", required_argument, nullptr, 'S'},
@@ -145,6 +147,7 @@ int main(int argc, char** argv) {
                                   {"min-recall", required_argument, nullptr, 30},
                                   {"max-fpr", required_argument, nullptr, 31},
                                   {"at", required_argument, nullptr, 32},
+                                  {"min-auc", required_argument, nullptr, 33},
                                   {"help", no_argument, nullptr, 'h'},
                                   {nullptr, 0, nullptr, 0}};
     int c;
@@ -231,6 +234,9 @@ int main(int argc, char** argv) {
                 break;
             case 32:
                 at = std::atof(optarg);
+                break;
+            case 33:
+                min_auc = std::atof(optarg);
                 break;
             case 'h':
                 usage(stdout);
@@ -444,7 +450,7 @@ int main(int argc, char** argv) {
     }
     std::printf("corpus: %zu messages (%zu ham, %zu of them hard; %zu spam), %d-fold, seed %u%s\n",
                 samples.size(), n_ham, n_hard, n_spam, folds, seed,
-                sample > 1 ? (", every " + std::to_string(sample) + "th").c_str() : "");
+                sample > 1 ? (", 1 in " + std::to_string(sample) + " sampled").c_str() : "");
     std::printf("tokenizer: %s; classifier: %s", tokenizer->id().c_str(),
                 fopt.classifier.method == bayes::Method::osb ? "osb" : "chi-square");
     if (fopt.classifier.method == bayes::Method::chi_square)
@@ -508,7 +514,10 @@ int main(int argc, char** argv) {
             i = j;
         }
         double ns = static_cast<double>(n_spam), nh = static_cast<double>(n_ham);
-        if (ns > 0 && nh > 0) std::printf("AUC: %.5f\n", (rank_sum - ns * (ns + 1) / 2.0) / (ns * nh));
+        if (ns > 0 && nh > 0) {
+            auc = (rank_sum - ns * (ns + 1) / 2.0) / (ns * nh);
+            std::printf("AUC: %.5f\n", auc);
+        }
     }
     // Where the probabilities fall.
     {
@@ -552,7 +561,7 @@ int main(int argc, char** argv) {
         learn_us / std::max<std::size_t>(1, learned));
 
     int rc = 0;
-    if (min_recall >= 0 || max_fpr >= 0) {
+    if (min_recall >= 0 || max_fpr >= 0 || min_auc >= 0) {
         std::size_t tp, fp, fe, fh;
         at_threshold(at, tp, fp, fe, fh);
         double recall = n_spam ? static_cast<double>(tp) / n_spam : 0,
@@ -565,11 +574,16 @@ int main(int argc, char** argv) {
             std::printf("FAIL: ham FPR %.4f at p >= %.3f is above %.4f\n", fpr, at, max_fpr);
             rc = 1;
         }
+        if (min_auc >= 0 && auc < min_auc) {
+            std::printf("FAIL: AUC %.5f is below %.5f\n", auc, min_auc);
+            rc = 1;
+        }
         if (unscored > 0) {
             std::printf("FAIL: %zu messages unscored\n", unscored);
             rc = 1;
         }
-        if (rc == 0) std::printf("PASS: recall %.4f, ham FPR %.4f at p >= %.3f\n", recall, fpr, at);
+        if (rc == 0)
+            std::printf("PASS: recall %.4f, ham FPR %.4f at p >= %.3f, AUC %.5f\n", recall, fpr, at, auc);
     }
     return rc;
 }
