@@ -222,6 +222,10 @@ Status Env::open(const std::string& path, const EnvOptions& options, std::unique
     if (!options.durable) flags |= MDB_NOSYNC;
     rc = mdb_env_open(env, path.c_str(), flags, options.mode);
     if (rc != MDB_SUCCESS) return fail(rc, "open");
+    // Reader slots left by a process that died inside a read transaction would pin old pages (the
+    // file only grows) until cleared.
+    int dead = 0;
+    if (!options.read_only) mdb_reader_check(env, &dead);
     out.reset(new Env(env, path, options));
     return {};
 }

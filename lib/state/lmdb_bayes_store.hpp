@@ -30,7 +30,7 @@ inline constexpr std::string_view bayes_store_format = "vigil-bayes-store-1";
 
 struct BayesStoreOptions {
     std::string path;
-    std::size_t map_size = std::size_t{512} << 20;  // ~10 million tokens
+    std::size_t map_size = std::size_t{512} << 20;  // ~4 million tokens (docs/content-bayes.md)
     unsigned max_readers = 512;
     mode_t mode = 0600;
     bool read_only = false;

@@ -9,7 +9,9 @@ namespace vigil::content::bayes::limits {
 
 // Distinct tokens per message, all kinds together (words, pairs, header and URL tokens). The
 // tokenizer adds header, subject and URL tokens before body words and pairs, so the cap cuts the
-// end of a long body. 5,000 keeps 99 % of the evaluation corpus whole (docs/content-bayes.md).
+// end of a long body. On the evaluation corpus (docs/content-bayes.md) the default tokenizer makes
+// 169 tokens per message on average, 914 at the 99th percentile, and cuts 1 message of 3,768; with
+// word pairs on, 922 on average and 104 cut.
 inline constexpr std::size_t max_tokens_per_message = 5000;
 
 // Bytes of visible text (all text parts together) read for words.

@@ -99,7 +99,7 @@ char32_t fold(char32_t c) {
 
 enum class CharClass { word, separator, ignorable };
 
-bool is_ascii_word(char32_t c) {
+constexpr bool is_ascii_word(char32_t c) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
         case '-':
@@ -117,6 +117,15 @@ bool is_ascii_word(char32_t c) {
             return false;
     }
 }
+
+// For each ASCII byte: its lowercase form if it belongs inside a word, else 0.
+constexpr auto ascii_word_table = [] {
+    std::array<char, 128> t{};
+    for (int c = 0; c < 128; ++c)
+        if (is_ascii_word(static_cast<char32_t>(c)))
+            t[c] = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    return t;
+}();
 
 CharClass classify(char32_t c) {
     if (c < 0x80) return is_ascii_word(c) ? CharClass::word : CharClass::separator;
@@ -176,6 +185,18 @@ template <typename Emit>
 bool split_words(std::string_view text, Emit&& emit) {
     std::string cur;
     for (std::size_t i = 0; i < text.size();) {
+        auto b = static_cast<unsigned char>(text[i]);
+        if (b < 0x80) {  // ASCII, most of most mail: one table look-up
+            char lower = ascii_word_table[b];
+            ++i;
+            if (lower != 0) {
+                cur += lower;
+            } else if (!cur.empty()) {
+                if (!emit_pieces(cur, emit)) return false;
+                cur.clear();
+            }
+            continue;
+        }
         char32_t cp;
         i += decode(text, i, cp);
         cp = fold(cp);
