@@ -170,7 +170,12 @@ Status Txn::commit() {
 // ---- Cursor
 
 Cursor::~Cursor() {
+    close();
+}
+
+void Cursor::close() {
     if (cur_ != nullptr) mdb_cursor_close(cur_);
+    cur_ = nullptr;
 }
 
 Status Cursor::open(const Txn& txn, MDB_dbi dbi, Cursor& out) {

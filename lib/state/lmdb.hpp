@@ -96,7 +96,8 @@ class Txn {
     std::string path_;  // for messages
 };
 
-// A cursor over one database inside a transaction; closed on destruction (before the txn ends).
+// A cursor over one database inside a transaction. LMDB frees a write transaction's cursors when
+// the transaction ends: close() (or destroy) a cursor before committing or aborting its transaction.
 class Cursor {
   public:
     Cursor() = default;
@@ -109,6 +110,7 @@ class Cursor {
     Status get(std::string_view& key, std::string_view& value, MDB_cursor_op op);
     // Deletes the entry under the cursor (write transactions only).
     Status del();
+    void close();
 
   private:
     MDB_cursor* cur_ = nullptr;

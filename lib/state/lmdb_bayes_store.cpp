@@ -319,6 +319,7 @@ Status LmdbBayesStore::expire(const ExpirePolicy& policy, std::uint32_t today, E
         if (st.code != Code::not_found) return st;
     }
     result.after = remaining - result.removed_old;
+    cur.close();  // before the commit, which would free it under us
     return txn.commit();
 }
 

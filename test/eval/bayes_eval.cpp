@@ -81,7 +81,9 @@ void usage(std::FILE* out) {
                  "  --top N              learn everything, print the N strongest tokens each way\n"
                  "  --min-recall R --max-fpr F --at P   fail unless spam recall >= R and ham FPR <= F\n"
                  "                       at probability >= P (default P 0.9)\n"
-                 "  --min-auc A          fail unless the area under the ROC curve is >= A\n");
+                 "  --min-auc A          fail unless the area under the ROC curve is >= A\n"
+                 "  --thresholds P,P...  probabilities to report recall and FPR at\n"
+                 "                       (default 0.5,0.8,0.9,0.95,0.99,0.999)\n");
 }
 
 // Runs tar to extract the archive into dir; true on success.
@@ -121,6 +123,7 @@ int main(int argc, char** argv) {
     bayes::TokenizerOptions topt;
     bayes::FilterOptions fopt;
     double min_recall = -1, max_fpr = -1, min_auc = -1, at = 0.9;
+    std::vector<double> thresholds{0.5, 0.8, 0.9, 0.95, 0.99, 0.999};
     double auc = 0;
     static const option opts[] = {{"corpus", required_argument, nullptr, 'c'},
                                   {"folds", required_argument, nullptr, 'k'},
@@ -148,6 +151,7 @@ int main(int argc, char** argv) {
                                   {"max-fpr", required_argument, nullptr, 31},
                                   {"at", required_argument, nullptr, 32},
                                   {"min-auc", required_argument, nullptr, 33},
+                                  {"thresholds", required_argument, nullptr, 34},
                                   {"help", no_argument, nullptr, 'h'},
                                   {nullptr, 0, nullptr, 0}};
     int c;
@@ -238,6 +242,13 @@ int main(int argc, char** argv) {
             case 33:
                 min_auc = std::atof(optarg);
                 break;
+            case 34: {
+                thresholds.clear();
+                std::stringstream ts(optarg);
+                std::string t;
+                while (std::getline(ts, t, ',')) thresholds.push_back(std::atof(t.c_str()));
+                break;
+            }
             case 'h':
                 usage(stdout);
                 return 0;
@@ -422,6 +433,10 @@ int main(int argc, char** argv) {
         }
         auto t1 = Clock::now();
         learn_us += (t1 - t0).count();
+        // An untimed pass first: the timed one then sees the store as a running daemon does (pages
+        // mapped and cached), not the first touch of a file written a moment ago.
+        for (auto& s : samples)
+            if (s.fold == k) (void)filter.classify_tokens(s.tokens);
         for (auto& s : samples) {
             if (s.fold != k) continue;
             auto c0 = Clock::now();
@@ -475,7 +490,7 @@ int main(int argc, char** argv) {
             }
         }
     };
-    for (double t : {0.5, 0.8, 0.9, 0.95, 0.99, 0.999}) {
+    for (double t : thresholds) {
         std::size_t tp, fp, fe, fh;
         at_threshold(t, tp, fp, fe, fh);
         std::printf("%-9.3f %11.2f%% %11.2f%% %11.2f%% %13.2f%%   (%zu/%zu spam, %zu+%zu ham)\n", t,

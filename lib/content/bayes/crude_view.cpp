@@ -275,9 +275,12 @@ struct Builder {
     void scan_text_urls(std::string_view t, std::size_t part) {
         std::string lt = lower(t);
         std::size_t pos = 0;
+        // The next "http" and "www." at or after pos, each searched again only once passed (two
+        // fresh searches per step would be quadratic in text full of one and free of the other).
+        std::size_t h = lt.find("http"), w = lt.find("www.");
         while (pos < lt.size()) {
-            auto h = lt.find("http", pos);
-            auto w = lt.find("www.", pos);
+            if (h != std::string::npos && h < pos) h = lt.find("http", pos);
+            if (w != std::string::npos && w < pos) w = lt.find("www.", pos);
             std::size_t s = std::min(h, w);
             if (s == std::string::npos) break;
             bool ok = false;
@@ -410,9 +413,11 @@ struct Builder {
             auto nl = body.find('\n', pos);
             std::string_view line = body.substr(pos, (nl == std::string_view::npos ? body.size() : nl) - pos);
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-            if (line.rfind(delim, 0) == 0) {
+            std::string_view rest = line.rfind(delim, 0) == 0 ? line.substr(delim.size()) : std::string_view("x");
+            bool final = rest.rfind("--", 0) == 0;
+            // "--b1" is not a delimiter of "b10": only white space or "--" may follow the boundary.
+            if (final || trim(rest).empty()) {
                 if (open != std::string_view::npos) chunks.push_back(body.substr(open, pos - open));
-                bool final = line.compare(delim.size(), 2, "--") == 0;
                 open = final ? std::string_view::npos : (nl == std::string_view::npos ? body.size() : nl + 1);
                 if (final) break;
             }
