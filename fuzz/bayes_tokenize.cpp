@@ -11,9 +11,9 @@
 #include "content/bayes/bayes.hpp"
 #include "content/bayes/bayes_limits.hpp"
 #include "content/bayes/crude_view.hpp"
-#include "content/bayes/memory_store.hpp"
 #include "core/clock.hpp"
 #include "fuzz_check.hpp"
+#include "state/bayes/memory_store.hpp"
 
 using namespace vigil;
 namespace cb = vigil::content::bayes;
@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(texts.size() == list.tokens.size());
 
     // Learn both ways and classify: a probability in [0, 1], never NaN.
-    cb::MemoryStore store;
+    state::bayes::MemoryStore store;
     cb::FilterOptions fo;
     fo.min_spam_learned = fo.min_ham_learned = 1;
     for (auto method : {cb::Method::chi_square, cb::Method::osb}) {

@@ -23,7 +23,7 @@
 #include "core/clock.hpp"
 #include "core/limits.hpp"
 #include "core/printable.hpp"
-#include "state/lmdb_bayes_store.hpp"
+#include "state/bayes/lmdb_store.hpp"
 
 namespace fs = std::filesystem;
 namespace bayes = vigil::content::bayes;
@@ -148,7 +148,7 @@ int learn_command(int argc, char** argv, const std::string& config_path, bool ex
     std::string store_path, dump_file;
     bool verbose = false;
     std::size_t map_mib = 512;
-    state::ExpirePolicy expire;
+    state::bayes::ExpirePolicy expire;
     static const option opts[] = {{"spam", no_argument, nullptr, 's'},
                                   {"ham", no_argument, nullptr, 'H'},
                                   {"forget", no_argument, nullptr, 'f'},
@@ -250,13 +250,13 @@ int learn_command(int argc, char** argv, const std::string& config_path, bool ex
 
     if (store_path.empty())
         store_path = (fs::path(state_dir_from(config_path, explicit_config)) / store_file).string();
-    state::BayesStoreOptions so;
+    state::bayes::LmdbStoreOptions so;
     so.path = store_path;
     so.map_size = map_mib << 20;
     so.tokenizer_id = tokenizer->id();
     so.read_only = mode == Mode::stats;
-    std::unique_ptr<state::LmdbBayesStore> store;
-    auto st = state::LmdbBayesStore::open(so, store);
+    std::unique_ptr<state::bayes::LmdbStore> store;
+    auto st = state::bayes::LmdbStore::open(so, store);
     if (!st.ok()) {
         std::fprintf(stderr, "vigil learn: %s\n", st.message().c_str());
         return 2;
@@ -265,7 +265,7 @@ int learn_command(int argc, char** argv, const std::string& config_path, bool ex
     const auto& clock = core::SystemClock::instance();
 
     if (mode == Mode::stats) {
-        state::BayesStoreStats s;
+        state::bayes::LmdbStoreStats s;
         if (!(st = store->stats(s)).ok()) {
             std::fprintf(stderr, "vigil learn: %s\n", st.message().c_str());
             return 2;
@@ -284,7 +284,7 @@ int learn_command(int argc, char** argv, const std::string& config_path, bool ex
     if (mode == Mode::expire) {
         auto days =
             std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count() / 86400;
-        state::ExpireResult r;
+        state::bayes::ExpireResult r;
         if (!(st = store->expire(expire, static_cast<std::uint32_t>(days), r)).ok()) {
             std::fprintf(stderr, "vigil learn: expire: %s\n", st.message().c_str());
             return 2;

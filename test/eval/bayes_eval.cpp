@@ -33,9 +33,9 @@
 
 #include "content/bayes/bayes.hpp"
 #include "content/bayes/crude_view.hpp"
-#include "content/bayes/memory_store.hpp"
 #include "core/clock.hpp"
-#include "state/lmdb_bayes_store.hpp"
+#include "state/bayes/lmdb_store.hpp"
+#include "state/bayes/memory_store.hpp"
 
 extern char** environ;
 
@@ -352,7 +352,7 @@ int main(int argc, char** argv) {
 
     const vigil::core::SystemClock& clock = vigil::core::SystemClock::instance();
     if (top > 0) {
-        bayes::MemoryStore store;
+        vigil::state::bayes::MemoryStore store;
         bayes::Filter filter(tokenizer, store, clock, fopt);
         std::map<std::uint64_t, std::string> text;
         for (auto& s : samples) {
@@ -404,19 +404,19 @@ int main(int argc, char** argv) {
             std::string tmpl = (fs::temp_directory_path() / "vigil-eval-lmdb.XXXXXX").string();
             if (mkdtemp(tmpl.data()) == nullptr) return 2;
             lmdb_dir = tmpl;
-            vigil::state::BayesStoreOptions so;
+            vigil::state::bayes::LmdbStoreOptions so;
             so.path = (lmdb_dir / "bayes.lmdb").string();
             so.durable = false;
             so.tokenizer_id = tokenizer->id();
-            std::unique_ptr<vigil::state::LmdbBayesStore> ls;
-            auto st = vigil::state::LmdbBayesStore::open(so, ls);
+            std::unique_ptr<vigil::state::bayes::LmdbStore> ls;
+            auto st = vigil::state::bayes::LmdbStore::open(so, ls);
             if (!st.ok()) {
                 std::fprintf(stderr, "%s\n", st.message().c_str());
                 return 2;
             }
             store = std::move(ls);
         } else {
-            store = std::make_unique<bayes::MemoryStore>();
+            store = std::make_unique<vigil::state::bayes::MemoryStore>();
         }
         bayes::Filter filter(tokenizer, *store, clock, fopt);
         auto t0 = Clock::now();

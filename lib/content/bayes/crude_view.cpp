@@ -413,7 +413,8 @@ struct Builder {
             auto nl = body.find('\n', pos);
             std::string_view line = body.substr(pos, (nl == std::string_view::npos ? body.size() : nl) - pos);
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-            std::string_view rest = line.rfind(delim, 0) == 0 ? line.substr(delim.size()) : std::string_view("x");
+            std::string_view rest =
+                line.rfind(delim, 0) == 0 ? line.substr(delim.size()) : std::string_view("x");
             bool final = rest.rfind("--", 0) == 0;
             // "--b1" is not a delimiter of "b10": only white space or "--" may follow the boundary.
             if (final || trim(rest).empty()) {

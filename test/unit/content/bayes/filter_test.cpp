@@ -8,11 +8,12 @@
 #include "bayes_test_support.hpp"
 #include "content/bayes/bayes.hpp"
 #include "content/bayes/crude_view.hpp"
-#include "content/bayes/memory_store.hpp"
 #include "fakes.hpp"
+#include "state/bayes/memory_store.hpp"
 
 using namespace vigil;
 using namespace vigil::content::bayes;
+using vigil::state::bayes::MemoryStore;
 using vigil::test::FakeClock;
 using vigil::test::bayes::body_only;
 using vigil::test::bayes::FakeStore;

@@ -11,8 +11,8 @@
 #include "bayes_test_support.hpp"
 #include "content/bayes/bayes.hpp"
 #include "fakes.hpp"
+#include "state/bayes/lmdb_store.hpp"
 #include "state/lmdb.hpp"
-#include "state/lmdb_bayes_store.hpp"
 
 using namespace vigil;
 using namespace vigil::content::bayes;
@@ -27,16 +27,16 @@ std::shared_ptr<const Tokenizer> tokenizer() {
     return t;
 }
 
-std::unique_ptr<state::LmdbBayesStore> open_store(const std::string& path, std::size_t map_size = 8 << 20,
-                                                  bool read_only = false) {
-    state::BayesStoreOptions o;
+std::unique_ptr<state::bayes::LmdbStore> open_store(const std::string& path, std::size_t map_size = 8 << 20,
+                                                    bool read_only = false) {
+    state::bayes::LmdbStoreOptions o;
     o.path = path;
     o.map_size = map_size;
     o.durable = false;
     o.read_only = read_only;
     o.tokenizer_id = tokenizer()->id();
-    std::unique_ptr<state::LmdbBayesStore> s;
-    auto st = state::LmdbBayesStore::open(o, s);
+    std::unique_ptr<state::bayes::LmdbStore> s;
+    auto st = state::bayes::LmdbStore::open(o, s);
     INFO(st.message());
     REQUIRE(st.ok());
     return s;
@@ -205,7 +205,7 @@ TEST_CASE("Bayes LMDB store: learn, relearn, forget, and a reopen keeps it", "[b
         Totals t;
         CHECK(counts_of(*store, first, &t).ham == 0);
         CHECK(t.ham == 0);
-        state::BayesStoreStats s;
+        state::bayes::LmdbStoreStats s;
         REQUIRE(store->stats(s).ok());
         CHECK(s.tokens == 0);
         CHECK(s.messages == 0);
@@ -217,19 +217,19 @@ TEST_CASE("Bayes LMDB store: a store from another tokenizer is refused", "[bayes
     TempDir dir;
     auto path = dir.file("bayes.lmdb");
     open_store(path);
-    state::BayesStoreOptions o;
+    state::bayes::LmdbStoreOptions o;
     o.path = path;
     o.tokenizer_id = "vigil-bayes-tok0:something-else";
-    std::unique_ptr<state::LmdbBayesStore> s;
-    auto st = state::LmdbBayesStore::open(o, s);
+    std::unique_ptr<state::bayes::LmdbStore> s;
+    auto st = state::bayes::LmdbStore::open(o, s);
     CHECK(st.code == state::Code::incompatible);
     CHECK(st.message().find("learn again") != std::string::npos);
-    CHECK(state::to_store_result(st).status == StoreStatus::corrupt);
+    CHECK(state::bayes::to_store_result(st).status == StoreStatus::corrupt);
     // A read-only open of a file that does not exist yet.
-    state::BayesStoreOptions ro;
+    state::bayes::LmdbStoreOptions ro;
     ro.path = dir.file("none.lmdb");
     ro.read_only = true;
-    CHECK(state::LmdbBayesStore::open(ro, s).code == state::Code::missing);
+    CHECK(state::bayes::LmdbStore::open(ro, s).code == state::Code::missing);
 }
 
 TEST_CASE("Bayes LMDB store: a full store is an error value and changes nothing", "[bayes]") {
@@ -259,8 +259,9 @@ TEST_CASE("Bayes LMDB store: a full store is an error value and changes nothing"
     auto c = f.classify(msg(1000));
     CHECK(c.status != Classification::Status::store_error);
     // Expiry makes room (every token is from today: the least recently learned rule applies).
-    state::ExpireResult r;
-    auto st = store->expire(state::ExpirePolicy{.rare_age_days = 30, .max_tokens = 1000}, 1'700'000'000 / 86400, r);
+    state::bayes::ExpireResult r;
+    auto st = store->expire(state::bayes::ExpirePolicy{.rare_age_days = 30, .max_tokens = 1000},
+                            1'700'000'000 / 86400, r);
     INFO(st.message());
     REQUIRE(st.ok());
     CHECK(r.removed_old > 0);
@@ -279,7 +280,7 @@ TEST_CASE("Bayes LMDB store: expiry removes rare old tokens first", "[bayes]") {
     auto common = siphash13(default_hash_key, "common");
     auto unique1 = siphash13(default_hash_key, "unique1");
     std::uint32_t today = 1'700'000'000 / 86400;
-    state::ExpireResult r;
+    state::bayes::ExpireResult r;
     REQUIRE(store->expire({}, today + 10, r).ok());  // too young
     CHECK(r.removed_rare == 0);
     REQUIRE(store->expire({}, today + 31, r).ok());
@@ -301,12 +302,12 @@ TEST_CASE("Bayes LMDB store: a learn in another process is seen by the open stor
     CHECK(counts_of(*daemon, token).spam == 0);
     int rc = in_child([&] {
         // As `vigil learn`: its own open, a bigger map, more than the daemon's map holds.
-        state::BayesStoreOptions o;
+        state::bayes::LmdbStoreOptions o;
         o.path = path;
         o.map_size = 32 << 20;
         o.tokenizer_id = tokenizer()->id();
-        std::unique_ptr<state::LmdbBayesStore> s;
-        if (!state::LmdbBayesStore::open(o, s).ok()) return 10;
+        std::unique_ptr<state::bayes::LmdbStore> s;
+        if (!state::bayes::LmdbStore::open(o, s).ok()) return 10;
         Filter w(tokenizer(), *s, clock, {});
         if (w.learn(m, Label::spam) != LearnOutcome::learned) return 11;
         // 10 x 4,000 distinct words: several MiB, more than the daemon's 1 MiB map.

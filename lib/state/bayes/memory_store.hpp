@@ -5,9 +5,9 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "content/bayes/store.hpp"
+#include "state/bayes/store.hpp"
 
-namespace vigil::content::bayes {
+namespace vigil::state::bayes {
 
 class MemoryStore final : public Store {
   public:
@@ -28,4 +28,4 @@ class MemoryStore final : public Store {
     Totals totals_;
 };
 
-}  // namespace vigil::content::bayes
+}  // namespace vigil::state::bayes

@@ -1,4 +1,4 @@
-#include "state/lmdb_bayes_store.hpp"
+#include "state/bayes/lmdb_store.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -6,13 +6,7 @@
 #include <utility>
 #include <vector>
 
-namespace vigil::state {
-
-using content::bayes::Label;
-using content::bayes::StoreResult;
-using content::bayes::StoreStatus;
-using content::bayes::TokenCounts;
-using content::bayes::Totals;
+namespace vigil::state::bayes {
 
 namespace {
 
@@ -97,7 +91,7 @@ StoreResult to_store_result(const Status& s) {
     return r;
 }
 
-Status LmdbBayesStore::open(const BayesStoreOptions& options, std::unique_ptr<LmdbBayesStore>& out) {
+Status LmdbStore::open(const LmdbStoreOptions& options, std::unique_ptr<LmdbStore>& out) {
     EnvOptions eo;
     eo.map_size = options.map_size;
     eo.max_dbs = 4;
@@ -108,7 +102,7 @@ Status LmdbBayesStore::open(const BayesStoreOptions& options, std::unique_ptr<Lm
     std::unique_ptr<Env> env;
     auto st = Env::open(options.path, eo, env);
     if (!st.ok()) return st;
-    std::unique_ptr<LmdbBayesStore> store(new LmdbBayesStore(std::move(env)));
+    std::unique_ptr<LmdbStore> store(new LmdbStore(std::move(env)));
     auto& e = *store->env_;
     if (!(st = e.open_db("meta", 0, store->meta_)).ok()) return st;
     if (!(st = e.open_db("tokens", MDB_INTEGERKEY, store->tokens_)).ok()) return st;
@@ -122,16 +116,16 @@ Status LmdbBayesStore::open(const BayesStoreOptions& options, std::unique_ptr<Lm
     auto ts = txn.get(store->meta_, "tokenizer", tokenizer);
     if (fs.code == Code::not_found) {
         if (options.read_only) return {Code::missing, 0, "no Bayes store in " + options.path + " yet"};
-        if (!(st = txn.put(store->meta_, "format", bayes_store_format)).ok()) return st;
+        if (!(st = txn.put(store->meta_, "format", store_format)).ok()) return st;
         if (!(st = txn.put(store->meta_, "tokenizer", options.tokenizer_id)).ok()) return st;
         if (!(st = txn.commit()).ok()) return st;
     } else if (!fs.ok()) {
         return fs;
     } else {
-        if (format != bayes_store_format)
+        if (format != store_format)
             return {Code::incompatible, 0,
                     options.path + " has store format '" + std::string(format) + "', this Vigil reads '" +
-                        std::string(bayes_store_format) + "'"};
+                        std::string(store_format) + "'"};
         if (!ts.ok() || tokenizer != options.tokenizer_id)
             return {Code::incompatible, 0,
                     options.path + " was learned with tokenizer '" + std::string(ts.ok() ? tokenizer : "?") +
@@ -142,8 +136,8 @@ Status LmdbBayesStore::open(const BayesStoreOptions& options, std::unique_ptr<Lm
     return {};
 }
 
-StoreResult LmdbBayesStore::read(std::span<const std::uint64_t> tokens, std::span<TokenCounts> counts,
-                                 Totals& totals) {
+StoreResult LmdbStore::read(std::span<const std::uint64_t> tokens, std::span<TokenCounts> counts,
+                            Totals& totals) {
     if (counts.size() != tokens.size()) return {StoreStatus::error, "counts and tokens differ in size"};
     Txn txn;
     auto st = env_->begin(true, txn);
@@ -166,8 +160,7 @@ StoreResult LmdbBayesStore::read(std::span<const std::uint64_t> tokens, std::spa
     return {};
 }
 
-StoreResult LmdbBayesStore::update(std::span<const content::bayes::Update> updates, std::span<Label> previous,
-                                   std::uint32_t day) {
+StoreResult LmdbStore::update(std::span<const Update> updates, std::span<Label> previous, std::uint32_t day) {
     if (previous.size() != updates.size()) return {StoreStatus::error, "previous and updates differ in size"};
     Txn txn;
     auto st = env_->begin(false, txn);
@@ -238,7 +231,7 @@ StoreResult LmdbBayesStore::update(std::span<const content::bayes::Update> updat
     return to_store_result(txn.commit());
 }
 
-StoreResult LmdbBayesStore::seen(const content::bayes::MessageId& id, Label& label) {
+StoreResult LmdbStore::seen(const MessageId& id, Label& label) {
     Txn txn;
     auto st = env_->begin(true, txn);
     if (!st.ok()) return to_store_result(st);
@@ -254,7 +247,7 @@ StoreResult LmdbBayesStore::seen(const content::bayes::MessageId& id, Label& lab
     return {};
 }
 
-Status LmdbBayesStore::expire(const ExpirePolicy& policy, std::uint32_t today, ExpireResult& result) {
+Status LmdbStore::expire(const ExpirePolicy& policy, std::uint32_t today, ExpireResult& result) {
     result = {};
     Txn txn;
     auto st = env_->begin(false, txn);
@@ -323,7 +316,7 @@ Status LmdbBayesStore::expire(const ExpirePolicy& policy, std::uint32_t today, E
     return txn.commit();
 }
 
-Status LmdbBayesStore::stats(BayesStoreStats& out) {
+Status LmdbStore::stats(LmdbStoreStats& out) {
     Txn txn;
     auto st = env_->begin(true, txn);
     if (!st.ok()) return st;
@@ -340,4 +333,4 @@ Status LmdbBayesStore::stats(BayesStoreStats& out) {
     return env_->info(out.env);
 }
 
-}  // namespace vigil::state
+}  // namespace vigil::state::bayes

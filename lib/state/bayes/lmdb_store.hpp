@@ -21,14 +21,14 @@
 #include <memory>
 #include <string>
 
-#include "content/bayes/store.hpp"
+#include "state/bayes/store.hpp"
 #include "state/lmdb.hpp"
 
-namespace vigil::state {
+namespace vigil::state::bayes {
 
-inline constexpr std::string_view bayes_store_format = "vigil-bayes-store-1";
+inline constexpr std::string_view store_format = "vigil-bayes-store-1";
 
-struct BayesStoreOptions {
+struct LmdbStoreOptions {
     std::string path;
     std::size_t map_size = std::size_t{512} << 20;  // ~4 million tokens (docs/content-bayes.md)
     unsigned max_readers = 512;
@@ -55,39 +55,37 @@ struct ExpireResult {
     std::uint64_t after = 0;
 };
 
-struct BayesStoreStats {
-    content::bayes::Totals totals;
+struct LmdbStoreStats {
+    Totals totals;
     std::uint64_t tokens = 0;
     std::uint64_t messages = 0;
     std::string tokenizer_id;
     EnvInfo env;
 };
 
-class LmdbBayesStore final : public content::bayes::Store {
+class LmdbStore final : public Store {
   public:
     // Opens or creates the store. Errors: Code::permission / missing (the file or directory),
     // Code::incompatible (another format or tokenizer), Code::corrupt, ...
-    static Status open(const BayesStoreOptions& options, std::unique_ptr<LmdbBayesStore>& out);
+    static Status open(const LmdbStoreOptions& options, std::unique_ptr<LmdbStore>& out);
 
-    content::bayes::StoreResult read(std::span<const std::uint64_t> tokens,
-                                     std::span<content::bayes::TokenCounts> counts,
-                                     content::bayes::Totals& totals) override;
-    content::bayes::StoreResult update(std::span<const content::bayes::Update> updates,
-                                       std::span<content::bayes::Label> previous, std::uint32_t day) override;
-    content::bayes::StoreResult seen(const content::bayes::MessageId& id,
-                                     content::bayes::Label& label) override;
+    StoreResult read(std::span<const std::uint64_t> tokens, std::span<TokenCounts> counts,
+                     Totals& totals) override;
+    StoreResult update(std::span<const Update> updates, std::span<Label> previous,
+                       std::uint32_t day) override;
+    StoreResult seen(const MessageId& id, Label& label) override;
 
     Status expire(const ExpirePolicy& policy, std::uint32_t today, ExpireResult& result);
-    Status stats(BayesStoreStats& out);
+    Status stats(LmdbStoreStats& out);
     const std::string& path() const { return env_->path(); }
 
   private:
-    explicit LmdbBayesStore(std::unique_ptr<Env> env) : env_(std::move(env)) {}
+    explicit LmdbStore(std::unique_ptr<Env> env) : env_(std::move(env)) {}
     std::unique_ptr<Env> env_;
     MDB_dbi tokens_ = 0, messages_ = 0, meta_ = 0;
 };
 
 // A Status as the Bayes store's result value.
-content::bayes::StoreResult to_store_result(const Status& s);
+StoreResult to_store_result(const Status& s);
 
-}  // namespace vigil::state
+}  // namespace vigil::state::bayes

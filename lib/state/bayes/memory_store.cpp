@@ -1,6 +1,6 @@
-#include "content/bayes/memory_store.hpp"
+#include "state/bayes/memory_store.hpp"
 
-namespace vigil::content::bayes {
+namespace vigil::state::bayes {
 
 StoreResult MemoryStore::read(std::span<const std::uint64_t> tokens, std::span<TokenCounts> counts,
                               Totals& totals) {
@@ -61,4 +61,4 @@ TokenCounts MemoryStore::counts(std::uint64_t token) const {
     return it == tokens_.end() ? TokenCounts{} : it->second;
 }
 
-}  // namespace vigil::content::bayes
+}  // namespace vigil::state::bayes
