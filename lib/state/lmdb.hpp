@@ -133,7 +133,8 @@ class Env {
     Env& operator=(const Env&) = delete;
 
     // Begins a transaction. When another process has grown the map since this one mapped it
-    // (MDB_MAP_RESIZED), adopts the new size and retries.
+    // (MDB_MAP_RESIZED), adopts the new size and retries. One thread holds at most one transaction
+    // at a time (adopting a new size waits for every open transaction of this process to end).
     Status begin(bool read_only, Txn& out);
     // Opens (with MDB_CREATE unless read-only) a named database. Call once, at open time; the
     // handle stays valid for the environment's life.
