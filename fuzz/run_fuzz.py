@@ -218,6 +218,8 @@ def seeds_for(name: str) -> list[bytes]:
         "dmarc_record": lambda: tsv_column(os.path.join(SHARED, "opendmarc-unit-tables", "dmarc-record-parse.tsv"), 1) +
                                 literals("auth/dmarc", b"v=DMARC1"),
         "dmarc_from": lambda: from_values() + literals("auth/dmarc", b"@"),
+        "bayes_tokenize": lambda: msgs() + literals("content/bayes/tokenizer_test.cpp") +
+                                  literals("content/bayes/filter_test.cpp"),
         "authentication_results": lambda: literals("auth/authentication_results_test.cpp") +
                                           literals("auth/authentication_results_dnssec_test.cpp"),
     }

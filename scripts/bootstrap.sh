@@ -19,6 +19,7 @@ packages=(
   libsqlite3-dev zlib1g-dev   # DMARC aggregate reports: the store and the gzip file
   libxml2-dev libicu-dev      # the MIME layer: HTML parser, charset converters
   libgmime-3.0-dev libgumbo-dev   # only the MIME benchmark's comparisons (test/bench/mime_bench)
+  liblmdb-dev lmdb-utils      # embedded state (Bayes tokens); mdb_stat to inspect a store
   # tests: a real MTA, SMTP client, DNS tools, Python for the harnesses
   postfix swaks python3 python3-yaml python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools ldnsutils dnsutils procps iproute2
   libxml2-utils   # xmllint validates DMARC reports against the RFC 7489 schema

@@ -20,6 +20,7 @@
 #include "tools/dkim_command.hpp"
 #include "tools/dmarc_command.hpp"
 #include "tools/doctor_command.hpp"
+#include "tools/learn_command.hpp"
 #include "tools/spf_command.hpp"
 
 namespace {
@@ -43,6 +44,7 @@ void usage(std::FILE* out) {
         "        set-up (`vigil doctor --help`); exit status 0 ok, 1 warn, 2 fail\n"
         "  dmarc report [--since T] [--until T] [--domain D] [--out DIR] [--send]   DMARC aggregate\n"
         "        reports from the milter's store (`vigil dmarc --help`)\n"
+        "  learn --spam|--ham|--forget FILE|DIR...   teach the Bayes filter (`vigil learn --help`)\n"
         "Without --config, %s is used when it exists, else the built-in defaults.\n",
         default_config);
 }
@@ -323,6 +325,8 @@ int main(int argc, char** argv) {
             return vigil::tools::doctor_command(argc - i, argv + i, config_path, explicit_config, ov);
         if (cmd == "dmarc")
             return vigil::tools::dmarc_command(argc - i, argv + i, config_path, explicit_config, ov);
+        if (cmd == "learn")
+            return vigil::tools::learn_command(argc - i, argv + i, config_path, explicit_config);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "vigil %s: %s\n", cmd.c_str(), e.what());
         return 2;
