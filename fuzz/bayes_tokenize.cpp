@@ -10,9 +10,9 @@
 
 #include "content/bayes/bayes.hpp"
 #include "content/bayes/bayes_limits.hpp"
-#include "content/bayes/crude_view.hpp"
 #include "core/clock.hpp"
 #include "fuzz_check.hpp"
+#include "mime/parse.hpp"
 #include "state/bayes/memory_store.hpp"
 
 using namespace vigil;
@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }();
     std::string_view raw(reinterpret_cast<const char*>(data), size);
 
-    auto parsed = cb::crude_parse(raw);
+    auto parsed = vigil::mime::parse_raw(raw);
     for (const auto& t : {plain, everything}) {
         auto a = t->tokenize(parsed);
         check_tokens(a);
@@ -49,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(a.tokens.size() == b.tokens.size());
         for (std::size_t i = 0; i < a.tokens.size(); ++i) FUZZ_CHECK(a.tokens[i].hash == b.tokens[i].hash);
     }
-    FUZZ_CHECK(cb::message_id(parsed) == cb::message_id(cb::crude_parse(raw)));
+    FUZZ_CHECK(cb::message_id(parsed) == cb::message_id(vigil::mime::parse_raw(raw)));
 
     // The same bytes straight into every field the tokenizer reads.
     mime::ParsedMessage direct;

@@ -19,10 +19,10 @@
 #include <toml++/toml.h>
 
 #include "content/bayes/bayes.hpp"
-#include "content/bayes/crude_view.hpp"
 #include "core/clock.hpp"
 #include "core/limits.hpp"
 #include "core/printable.hpp"
+#include "mime/parse.hpp"
 #include "state/bayes/lmdb_store.hpp"
 
 namespace fs = std::filesystem;
@@ -238,7 +238,7 @@ int learn_command(int argc, char** argv, const std::string& config_path, bool ex
             return 1;
         }
         std::vector<std::string> texts;
-        auto parsed = bayes::crude_parse(data);
+        auto parsed = mime::parse_raw(data);
         auto list = tokenizer->tokenize_with_text(parsed, texts);
         std::printf("message id %s, %zu tokens%s\n", bayes::message_id(parsed).hex().c_str(),
                     list.tokens.size(), list.truncated ? " (truncated)" : "");
@@ -336,7 +336,7 @@ int learn_command(int argc, char** argv, const std::string& config_path, bool ex
         }
         auto messages = split_mbox(data);
         for (std::size_t i = 0; i < messages.size(); ++i) {
-            batch.push_back(bayes::crude_parse(messages[i]));
+            batch.push_back(mime::parse_raw(messages[i]));
             names.push_back(messages.size() > 1 ? f.string() + "#" + std::to_string(i + 1) : f.string());
             if (batch.size() >= learn_batch_size && !flush()) return 2;
         }

@@ -458,4 +458,13 @@ ParsedMessage parse(const std::vector<core::HeaderField>& headers, std::string_v
     return pm;
 }
 
+ParsedMessage parse_raw(std::string_view raw) {
+    if (raw.substr(0, 5) == "From ") {
+        auto nl = raw.find('\n');
+        raw = nl == std::string_view::npos ? std::string_view{} : raw.substr(nl + 1);
+    }
+    auto m = core::parse_message(raw);
+    return parse(m.headers, m.body);
+}
+
 }  // namespace vigil::mime

@@ -18,4 +18,8 @@ namespace vigil::mime {
 ParsedMessage parse(const std::vector<core::HeaderField>& headers, std::string_view body,
                     bool body_truncated = false);
 
+// A whole message as stored in a file (`vigil learn`, the evaluations): an mbox "From " first line is
+// skipped, the header is split from the body the way the MTA would (core::parse_message), then parse().
+ParsedMessage parse_raw(std::string_view raw);
+
 }  // namespace vigil::mime

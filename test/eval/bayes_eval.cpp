@@ -32,8 +32,8 @@
 #include <vector>
 
 #include "content/bayes/bayes.hpp"
-#include "content/bayes/crude_view.hpp"
 #include "core/clock.hpp"
+#include "mime/parse.hpp"
 #include "state/bayes/lmdb_store.hpp"
 #include "state/bayes/memory_store.hpp"
 
@@ -338,7 +338,7 @@ int main(int argc, char** argv) {
     for (auto& s : samples) {
         std::string raw = read_file(root / s.path);
         auto t0 = Clock::now();
-        auto parsed = bayes::crude_parse(raw);
+        auto parsed = vigil::mime::parse_raw(raw);
         auto t1 = Clock::now();
         s.tokens = top > 0 ? tokenizer->tokenize_with_text(parsed, s.texts) : tokenizer->tokenize(parsed);
         auto t2 = Clock::now();
@@ -569,7 +569,7 @@ int main(int argc, char** argv) {
                 std::accumulate(token_counts.begin(), token_counts.end(), 0.0) / token_counts.size(),
                 pct(0.5), pct(0.99), token_counts.back(), truncated);
     std::printf(
-        "cost per message: parse (stopgap parser) %.1f us, tokenize %.1f us, classify %.1f us (%s store), "
+        "cost per message: parse (mime::parse) %.1f us, tokenize %.1f us, classify %.1f us (%s store), "
         "learn %.1f us\n",
         parse_us / samples.size(), tokenize_us / samples.size(),
         classify_us / std::max<std::size_t>(1, classified), store_kind.c_str(),

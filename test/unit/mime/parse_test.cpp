@@ -395,3 +395,17 @@ TEST_CASE("inputs built to be quadratic stay fast", "[mime]") {
     std::string dots(1 << 20, '.');
     CHECK(seconds({}, dots) < 2.0);
 }
+
+TEST_CASE("parse_raw skips an mbox From line and splits the header as the MTA does", "[mime]") {
+    auto with = mime::parse_raw(
+        "From someone@example.com Mon Jan  1 00:00:00 2024\nFrom: a@example.com\n"
+        "Subject: hi\n\nbody\n");
+    auto without = mime::parse_raw("From: a@example.com\nSubject: hi\n\nbody\n");
+    REQUIRE(with.headers.size() == 2);
+    CHECK(with.headers[0].name == "From");
+    CHECK(with.subject == "hi");
+    REQUIRE(with.parts.size() == 1);
+    CHECK(with.parts[0].decoded == "body\n");
+    CHECK(with.parts[0].decoded == without.parts[0].decoded);
+    CHECK(mime::parse_raw("From nobody").headers.empty());
+}

@@ -7,8 +7,8 @@
 
 #include "bayes_test_support.hpp"
 #include "content/bayes/bayes.hpp"
-#include "content/bayes/crude_view.hpp"
 #include "fakes.hpp"
+#include "mime/parse.hpp"
 #include "state/bayes/memory_store.hpp"
 
 using namespace vigil;
@@ -257,8 +257,8 @@ TEST_CASE("message ids ignore what transport adds", "[bayes]") {
     CHECK(message_id(a).hex().size() == 32);
     // The same file read with and without its mbox "From " line is the same message.
     std::string raw = "Message-ID: <9@x>\nSubject: s\n\nbody\n";
-    CHECK(message_id(crude_parse(raw)) ==
-          message_id(crude_parse("From a@b Mon Jan  1 00:00:00 2024\n" + raw)));
+    CHECK(message_id(vigil::mime::parse_raw(raw)) ==
+          message_id(vigil::mime::parse_raw("From a@b Mon Jan  1 00:00:00 2024\n" + raw)));
 }
 
 TEST_CASE("BAYES_* bands", "[bayes]") {
