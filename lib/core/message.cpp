@@ -8,13 +8,32 @@ namespace vigil::core {
 bool Message::add_header(std::string_view name, std::string_view value) {
     ++fields_seen_;
     std::size_t bytes = name.size() + value.size();
-    if (headers_.size() >= limits::max_header_fields || header_bytes_ + bytes > limits::max_header_bytes ||
-        name.size() > limits::max_header_name) {
-        return false;
+    bool keep = headers_.size() < limits::max_header_fields &&
+                header_bytes_ + bytes <= limits::max_header_bytes && name.size() <= limits::max_header_name;
+    if (name.size() == 4 && iequals(name, "From")) {
+        if (from_seen_ < from_.size()) {
+            auto& slot = from_[from_seen_];
+            if (keep) {
+                slot.header = headers_.size();
+            } else {
+                slot.own = true;
+                slot.value.assign(value.substr(0, limits::max_from_bytes));
+            }
+            if (value.size() > limits::max_from_bytes) from_cut_ = true;
+        }
+        ++from_seen_;
     }
+    if (!keep) return false;
     header_bytes_ += bytes;
     headers_.push_back({std::string(name), std::string(value)});
     return true;
+}
+
+std::string_view Message::from_value(std::size_t i) const {
+    if (i >= from_kept()) return {};
+    const auto& slot = from_[i];
+    if (slot.own) return slot.value;
+    return std::string_view(headers_[slot.header].value).substr(0, limits::max_from_bytes);
 }
 
 const HeaderField* Message::find(std::string_view name) const {
@@ -69,9 +88,15 @@ ParsedMessage parse_message(std::string_view raw) {
         }
         auto colon = line.find(':');
         bool is_field = colon != std::string_view::npos && colon > 0;
-        for (std::size_t i = 0; is_field && i < colon; ++i) is_field = is_field_name_char(line[i]);
+        // The obsolete syntax RFC 5322 §4.5 keeps, as Postfix reads it (is_header()): white space
+        // between the name and the colon, not part of the name ("From : x" is a From field).
+        std::size_t name_end = colon;
+        while (is_field && name_end > 0 && (line[name_end - 1] == ' ' || line[name_end - 1] == '\t'))
+            --name_end;
+        is_field = is_field && name_end > 0;
+        for (std::size_t i = 0; is_field && i < name_end; ++i) is_field = is_field_name_char(line[i]);
         if (!is_field) break;  // not a header: everything from here on is body
-        out.headers.push_back({std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
+        out.headers.push_back({std::string(line.substr(0, name_end)), std::string(line.substr(colon + 1))});
         pos = next;
     }
     // Body: normalise bare LF to CRLF, as the MTA would have sent it.
