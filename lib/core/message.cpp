@@ -5,12 +5,23 @@
 
 namespace vigil::core {
 
+namespace {
+
+// "From", also with the white space the obsolete syntax allows before the colon (RFC 5322 §4.5),
+// should an MTA pass the name on with it (Postfix drops it).
+bool is_from_name(std::string_view name) {
+    while (name.size() > 4 && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    return name.size() == 4 && iequals(name, "From");
+}
+
+}  // namespace
+
 bool Message::add_header(std::string_view name, std::string_view value) {
     ++fields_seen_;
     std::size_t bytes = name.size() + value.size();
     bool keep = headers_.size() < limits::max_header_fields &&
                 header_bytes_ + bytes <= limits::max_header_bytes && name.size() <= limits::max_header_name;
-    if (name.size() == 4 && iequals(name, "From")) {
+    if (is_from_name(name)) {
         if (from_seen_ < from_.size()) {
             auto& slot = from_[from_seen_];
             if (keep) {

@@ -136,6 +136,9 @@ TEST_CASE("Message captures every From field, also past the caps on kept fields"
         CHECK(m.from_kept() == 0);
         m.add_header("fRoM", " a@victim.example");
         CHECK(m.from_fields_seen() == 1);
+        m.add_header("From \t", " b@victim.example");  // as the obsolete syntax writes it
+        CHECK(m.from_fields_seen() == 2);
+        CHECK(m.from_value(1) == " b@victim.example");
     }
     SECTION("a kept From keeps pointing at its field while more fields arrive") {
         Message m;
