@@ -25,10 +25,11 @@ bool Message::add_header(std::string_view name, std::string_view value) {
         if (from_seen_ < from_.size()) {
             auto& slot = from_[from_seen_];
             if (keep) {
-                slot.header = headers_.size();
+                slot.index = static_cast<std::uint32_t>(headers_.size());
             } else {
-                slot.own = true;
-                slot.value.assign(value.substr(0, limits::max_from_bytes));
+                slot.copy = true;
+                slot.index = static_cast<std::uint32_t>(from_copies_.size());
+                from_copies_.emplace_back(value.substr(0, limits::max_from_bytes));
             }
             if (value.size() > limits::max_from_bytes) from_cut_ = true;
         }
@@ -43,8 +44,8 @@ bool Message::add_header(std::string_view name, std::string_view value) {
 std::string_view Message::from_value(std::size_t i) const {
     if (i >= from_kept()) return {};
     const auto& slot = from_[i];
-    if (slot.own) return slot.value;
-    return std::string_view(headers_[slot.header].value).substr(0, limits::max_from_bytes);
+    if (slot.copy) return from_copies_[slot.index];
+    return std::string_view(headers_[slot.index].value).substr(0, limits::max_from_bytes);
 }
 
 const HeaderField* Message::find(std::string_view name) const {

@@ -2,6 +2,7 @@
 // The message as it streams through: header fields kept (bounded), the body only counted, never held.
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,15 +45,16 @@ class Message {
 
   private:
     // A From field kept in headers_ is referred to by its index (no copy: the usual case); one
-    // dropped by the caps keeps its own (bounded) copy. Fixed slots: no allocation per message.
+    // dropped by the caps has its own (bounded) copy in from_copies_. Trivial fixed slots, so a
+    // message without dropped From fields costs no allocation and resets for free.
     struct FromSlot {
-        std::size_t header = 0;
-        bool own = false;
-        std::string value;
+        std::uint32_t index = 0;  // into headers_, or into from_copies_ when `copy`
+        bool copy = false;
     };
 
     std::vector<HeaderField> headers_;
     std::array<FromSlot, limits::max_from_fields> from_{};
+    std::vector<std::string> from_copies_;
     std::size_t from_seen_ = 0;
     bool from_cut_ = false;
     std::size_t header_bytes_ = 0;

@@ -134,14 +134,6 @@ bool name_matches(std::string_view name, const std::vector<std::string>& list) {
     return false;
 }
 
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) {
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    }
-    return out;
-}
-
 std::string json_string(std::string_view s) {
     auto escaped = core::json_escape(s);
     std::string out;
@@ -284,9 +276,9 @@ struct Evaluation {
     bool enforceable() const { return result == "fail" && applied != Policy::none && !score_only; }
 };
 
-Evaluation evaluate(policy::Context& ctx, const Target& t, const DmarcOptions& options,
-                    const PublicSuffixList& psl, const Sampler& sampler) {
-    Evaluation e;
+// Fills `e`, a fresh Evaluation (in place: it is not small).
+void evaluate(Evaluation& e, policy::Context& ctx, const Target& t, const DmarcOptions& options,
+              const PublicSuffixList& psl, const Sampler& sampler) {
     const auto& author = t.author;
     e.author = &author;
     auto deadline = ctx.deadline();
@@ -300,13 +292,13 @@ Evaluation evaluate(policy::Context& ctx, const Target& t, const DmarcOptions& o
             break;
         case Found::temperror:
             e.result = "temperror";
-            return e;
+            return;
         case Found::invalid:
             e.result = "permerror";
-            return e;
+            return;
         default:
             e.result = "none";
-            return e;
+            return;
     }
 
     const Record& rec = *e.d.record;
@@ -378,7 +370,6 @@ Evaluation evaluate(policy::Context& ctx, const Target& t, const DmarcOptions& o
             e.reasons.push_back("local_policy");
         }
     }
-    return e;
 }
 
 // Which evaluation decides for a message with several From domains: the strictest outcome. An
@@ -428,14 +419,13 @@ void DmarcCheck::start(policy::Context& ctx) const {
     if (evaluate && psl_) {
         st->targets.reserve(st->from.domains.size());
         for (const auto& name : st->from.domains) {
-            Target t;
+            auto& t = st->targets.emplace_back();
             t.author.name = name;
             t.author.org = psl_->organizational_domain(name);
             // Both names at once: the organizational one is needed whenever the From domain has
             // no record, and asking later would cost a second round trip.
             t.txt_from = policy_lookup(ctx.resolver(), t.author.name);
             if (t.author.org != t.author.name) t.txt_org = policy_lookup(ctx.resolver(), t.author.org);
-            st->targets.push_back(std::move(t));
         }
     }
     ctx.set_state(*this, std::move(st));
@@ -518,7 +508,7 @@ void DmarcCheck::run(policy::Context& ctx) const {
     // Every From domain on its own; the strictest outcome decides.
     std::vector<Evaluation> evs;
     evs.reserve(st->targets.size());
-    for (const auto& t : st->targets) evs.push_back(evaluate(ctx, t, options_, *psl_, sampler_));
+    for (const auto& t : st->targets) evaluate(evs.emplace_back(), ctx, t, options_, *psl_, sampler_);
     if (evs.empty()) return;
     std::size_t decider = 0;
     bool all_pass = true;
@@ -537,39 +527,39 @@ void DmarcCheck::run(policy::Context& ctx) const {
     }
 
     // Symbols: one for each domain that did not pass; DMARC_POLICY_ALLOW only when all passed.
-    auto symbol_of = [&](const Evaluation& x) {
-        std::vector<std::string> opts{x.author->name};
+    auto symbol_of = [](const Evaluation& x, std::vector<std::string>& opts) -> std::string_view {
+        opts.push_back(x.author->name);
         if (!x.d.problem.empty()) opts.push_back(x.d.problem);
         if (x.result == "pass") {
-            if (x.spf_aligned) opts.push_back("spf");
+            if (x.spf_aligned) opts.emplace_back("spf");
             for (const auto& k : x.dkim_aligned_domains) opts.push_back("dkim=" + k);
-            return std::pair{std::string("DMARC_POLICY_ALLOW"), opts};
+            return "DMARC_POLICY_ALLOW";
         }
-        if (x.d.found == Found::temperror) return std::pair{std::string("DMARC_TEMPERROR"), opts};
-        if (x.d.found == Found::invalid) return std::pair{std::string("DMARC_PERMERROR"), opts};
-        if (x.d.found != Found::record) return std::pair{std::string("DMARC_NA"), opts};
+        if (x.d.found == Found::temperror) return "DMARC_TEMPERROR";
+        if (x.d.found == Found::invalid) return "DMARC_PERMERROR";
+        if (x.d.found != Found::record) return "DMARC_NA";
         if (x.result == "temperror") {
-            opts.push_back(x.spf_temp ? "spf temperror" : "dkim temperror");
-            return std::pair{std::string("DMARC_TEMPERROR"), opts};
+            opts.emplace_back(x.spf_temp ? "spf temperror" : "dkim temperror");
+            return "DMARC_TEMPERROR";
         }
         opts.push_back(fmt::format("{}={}", x.policy_tag, to_string(x.policy)));
-        if (x.existence_unknown) opts.push_back("np not applied: existence unknown");
+        if (x.existence_unknown) opts.emplace_back("np not applied: existence unknown");
         if (x.sampled_out) opts.push_back(fmt::format("pct={} sampled out", x.d.record->pct));
         if (x.score_only) opts.push_back("score only: " + x.score_only_why);
-        return std::pair{"DMARC_POLICY_" + upper(to_string(x.policy)), opts};
+        return x.policy == Policy::reject       ? "DMARC_POLICY_REJECT"
+               : x.policy == Policy::quarantine ? "DMARC_POLICY_QUARANTINE"
+                                                : "DMARC_POLICY_NONE";
     };
     if (all_pass) {
         std::vector<std::string> opts;
-        for (const auto& x : evs) {
-            auto [name, o] = symbol_of(x);
-            opts.insert(opts.end(), o.begin(), o.end());
-        }
-        ctx.add_symbol(*this, "DMARC_POLICY_ALLOW", 1.0, opts);
+        for (const auto& x : evs) symbol_of(x, opts);
+        ctx.add_symbol(*this, "DMARC_POLICY_ALLOW", 1.0, std::move(opts));
     } else {
         for (const auto& x : evs) {
             if (x.result == "pass") continue;
-            auto [name, o] = symbol_of(x);
-            ctx.add_symbol(*this, name, 1.0, o);
+            std::vector<std::string> opts;
+            auto name = symbol_of(x, opts);
+            ctx.add_symbol(*this, name, 1.0, std::move(opts));
         }
     }
 

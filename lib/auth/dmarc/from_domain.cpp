@@ -357,11 +357,7 @@ Parsed parse_value(std::string_view value) {
     } else if (out.domains[0].empty()) {
         out.result = outcome(FromStatus::no_domain, "address without a domain");
     } else {
-        out.result.status = FromStatus::ok;
-        out.result.domain = out.domains[0];
-        for (auto& c : out.result.domain) {
-            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-        }
+        out.result.status = FromStatus::ok;  // result.domain: parse_from_value() fills it in
     }
     return out;
 }
@@ -424,7 +420,14 @@ bool scan_domains(std::string_view value, std::vector<std::string>& out) {
 }  // namespace
 
 FromDomain parse_from_value(std::string_view value) {
-    return parse_value(value).result;
+    auto parsed = parse_value(value);
+    if (parsed.result.ok()) {
+        parsed.result.domain = std::move(parsed.domains[0]);
+        for (auto& c : parsed.result.domain) {
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return std::move(parsed.result);
 }
 
 FromDomain extract_from_domain(const std::vector<std::string_view>& values) {
@@ -443,28 +446,25 @@ FromDomains from_domains(const std::vector<std::string_view>& values, std::size_
         return out;
     }
     bool room = true;
-    std::vector<std::string> names;
     for (std::size_t i = 0; i < values.size() && room; ++i) {
         auto parsed = parse_value(values[i]);
         // A value the strict parser accepts gives its mailboxes' domains; one it refuses, or with a
-        // domain that is no usable name, is read the lenient way.
+        // domain that is no usable name, is read the lenient way (what it added is taken back).
         bool clean = parsed.result.status != FromStatus::unparsable;
-        names.clear();
+        const auto mark = out.domains.size();
         for (const auto& d : parsed.domains) {
-            if (!clean || d.empty()) continue;
+            if (!clean || !room || d.empty()) continue;
             auto n = normalize_domain(d);
             if (n.ok()) {
-                names.push_back(std::move(n.name));
+                room = add_normalized(out.domains, std::move(n.name));
                 continue;
             }
             clean = false;
+            room = true;
+            out.domains.resize(mark);
             if (parsed.result.ok()) parsed.result = outcome(FromStatus::unparsable, n.error);
         }
-        if (clean) {
-            for (auto& n : names) room = room && add_normalized(out.domains, std::move(n));
-        } else {
-            room = scan_domains(values[i], out.domains);
-        }
+        if (!clean) room = scan_domains(values[i], out.domains);
         if (fields_seen == 1) {
             out.status = parsed.result.status;
             out.detail = std::move(parsed.result.detail);
