@@ -4,6 +4,7 @@
 // alignment.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -47,6 +48,37 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(all.status == FromStatus::several_fields);
     else
         FUZZ_CHECK(all.status == one.status && all.domain == one.domain);
+
+    // Every domain a reader could see (the strictest-policy path): bounded, normalized, distinct;
+    // a well-formed value's domain is always among them unless the result says it is incomplete.
+    const bool cut = fields.front().size() % 7 == 3;  // as if the first value had been cut at its cap
+    auto doms = from_domains(views, views.size(), cut);
+    FUZZ_CHECK(doms.domains.size() <= limits::max_from_domains);
+    for (std::size_t i = 0; i < doms.domains.size(); ++i) {
+        const auto& d = doms.domains[i];
+        FUZZ_CHECK(!d.empty());
+        auto again = normalize_domain(d);
+        FUZZ_CHECK(again.ok() && again.name == d);
+        for (std::size_t j = 0; j < i; ++j) FUZZ_CHECK(doms.domains[j] != d);
+    }
+    for (unsigned char c : doms.detail) FUZZ_CHECK(c >= 0x20 && c < 0x7f);
+    if (!doms.complete()) FUZZ_CHECK(!doms.ok());
+    if (doms.ok()) {
+        FUZZ_CHECK(doms.domains.size() == 1 && fields.size() == 1 && !cut);
+        FUZZ_CHECK(one.ok() && normalize_domain(one.domain).name == doms.domains[0]);
+    }
+    if (all.status != FromStatus::ok)
+        FUZZ_CHECK(doms.status == all.status);
+    else
+        FUZZ_CHECK(doms.ok() || doms.status == FromStatus::unparsable);
+    if (one.ok() && doms.complete()) {
+        auto mine = normalize_domain(one.domain);
+        if (mine.ok())
+            FUZZ_CHECK(std::find(doms.domains.begin(), doms.domains.end(), mine.name) != doms.domains.end());
+    }
+    // Past the field cap: never complete, never ok.
+    auto more = from_domains(views, views.size() + 1, false);
+    FUZZ_CHECK(!more.complete() && !more.ok());
 
     auto norm = normalize_domain(last);
     if (norm.ok()) {

@@ -1,6 +1,7 @@
 // Whole messages as a file or the MTA hands them over: header/body split, folding, the bounded
-// header store, Authentication-Results fields we must recognise as forged (RFC 8601 §5), and the
-// envelope and address strings from the SMTP dialogue.
+// header store and the From fields it captures past its caps, Authentication-Results fields we
+// must recognise as forged (RFC 8601 §5), and the envelope and address strings from the SMTP dialogue.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -35,6 +36,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(msg.header_fields_seen() == parsed.headers.size());
     (void)msg.find("From");
     (void)msg.count("Received");
+    // Every From field is counted and the first ones captured, kept in headers() or not.
+    std::size_t froms = 0;
+    for (const auto& h : parsed.headers) {
+        if (!core::iequals(h.name, "From")) continue;
+        if (froms < core::limits::max_from_fields) {
+            FUZZ_CHECK(msg.from_value(froms) ==
+                       std::string_view(h.value).substr(0, core::limits::max_from_bytes));
+        }
+        ++froms;
+    }
+    FUZZ_CHECK(msg.from_fields_seen() == froms);
+    FUZZ_CHECK(msg.from_kept() == std::min(froms, core::limits::max_from_fields));
+    FUZZ_CHECK(msg.count("From") <= froms);
     // Line endings are CRLF only after parsing.
     for (std::size_t i = 0; i < parsed.body.size(); ++i) {
         if (parsed.body[i] == '\n') FUZZ_CHECK(i > 0 && parsed.body[i - 1] == '\r');

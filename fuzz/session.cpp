@@ -285,7 +285,7 @@ explanation = true
 tempfail_on_temperror = true
 [checks.dmarc]
 enabled = true
-bad_from = "reject"
+bad_from = "strictest"
 tempfail_on_temperror = true
 [checks.dkim]
 enabled = true

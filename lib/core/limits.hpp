@@ -15,6 +15,13 @@ inline constexpr std::size_t max_header_name = 1024;
 // Postfix's cleanup a walk of the header (20,000 made it panic), so a message that would need more
 // is refused rather than edited (policy/incoming_fields.hpp).
 inline constexpr std::size_t max_removed_fields_per_name = 16;
+// From fields are captured apart from the caps above, wherever they are in the header: DMARC must
+// see every From a reader sees, and 5,000 filler fields must not push one out of sight. The first
+// max_from_fields values are kept (more From fields are counted: itself a finding), each up to
+// max_from_bytes (a longer one is cut and marked as cut). The caps bound memory, not checking:
+// whoever reads the fields treats anything it could not see as the strictest case.
+inline constexpr std::size_t max_from_fields = 16;
+inline constexpr std::size_t max_from_bytes = 128 * 1024;
 
 // Envelope strings as the MTA hands them to us; longer ones are cut (and flagged).
 inline constexpr std::size_t max_envelope_string = 1024;

@@ -5,16 +5,47 @@
 
 namespace vigil::core {
 
+namespace {
+
+// "From", also with the white space the obsolete syntax allows before the colon (RFC 5322 §4.5),
+// should an MTA pass the name on with it (Postfix drops it).
+bool is_from_name(std::string_view name) {
+    while (name.size() > 4 && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    return name.size() == 4 && iequals(name, "From");
+}
+
+}  // namespace
+
 bool Message::add_header(std::string_view name, std::string_view value) {
     ++fields_seen_;
     std::size_t bytes = name.size() + value.size();
-    if (headers_.size() >= limits::max_header_fields || header_bytes_ + bytes > limits::max_header_bytes ||
-        name.size() > limits::max_header_name) {
-        return false;
+    bool keep = headers_.size() < limits::max_header_fields &&
+                header_bytes_ + bytes <= limits::max_header_bytes && name.size() <= limits::max_header_name;
+    if (is_from_name(name)) {
+        if (from_seen_ < from_.size()) {
+            auto& slot = from_[from_seen_];
+            if (keep) {
+                slot.index = static_cast<std::uint32_t>(headers_.size());
+            } else {
+                slot.copy = true;
+                slot.index = static_cast<std::uint32_t>(from_copies_.size());
+                from_copies_.emplace_back(value.substr(0, limits::max_from_bytes));
+            }
+            if (value.size() > limits::max_from_bytes) from_cut_ = true;
+        }
+        ++from_seen_;
     }
+    if (!keep) return false;
     header_bytes_ += bytes;
     headers_.push_back({std::string(name), std::string(value)});
     return true;
+}
+
+std::string_view Message::from_value(std::size_t i) const {
+    if (i >= from_kept()) return {};
+    const auto& slot = from_[i];
+    if (slot.copy) return from_copies_[slot.index];
+    return std::string_view(headers_[slot.index].value).substr(0, limits::max_from_bytes);
 }
 
 const HeaderField* Message::find(std::string_view name) const {

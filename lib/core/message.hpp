@@ -1,10 +1,14 @@
 #pragma once
 // The message as it streams through: header fields kept (bounded), the body only counted, never held.
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/limits.hpp"
 
 namespace vigil::core {
 
@@ -26,12 +30,33 @@ class Message {
     bool headers_truncated() const { return fields_seen_ != headers_.size(); }
     std::size_t body_size() const { return body_size_; }
 
-    // First field with this name (case-insensitive), or nullptr.
+    // First field with this name (case-insensitive), or nullptr. Only the kept fields: a From
+    // past the caps is not there (see from_value()).
     const HeaderField* find(std::string_view name) const;
     std::size_t count(std::string_view name) const;
 
+    // Every From field the MTA sent, kept or not in headers(): how many there were, and the values
+    // of the first limits::max_from_fields of them (i < from_kept()), each cut at
+    // limits::max_from_bytes (then from_value_cut()).
+    std::size_t from_fields_seen() const { return from_seen_; }
+    std::size_t from_kept() const { return from_seen_ < from_.size() ? from_seen_ : from_.size(); }
+    std::string_view from_value(std::size_t i) const;
+    bool from_value_cut() const { return from_cut_; }
+
   private:
+    // A From field kept in headers_ is referred to by its index (no copy: the usual case); one
+    // dropped by the caps has its own (bounded) copy in from_copies_. Trivial fixed slots, so a
+    // message without dropped From fields costs no allocation and resets for free.
+    struct FromSlot {
+        std::uint32_t index = 0;  // into headers_, or into from_copies_ when `copy`
+        bool copy = false;
+    };
+
     std::vector<HeaderField> headers_;
+    std::array<FromSlot, limits::max_from_fields> from_{};
+    std::vector<std::string> from_copies_;
+    std::size_t from_seen_ = 0;
+    bool from_cut_ = false;
     std::size_t header_bytes_ = 0;
     std::size_t fields_seen_ = 0;
     std::size_t body_size_ = 0;

@@ -20,12 +20,18 @@ namespace vigil::auth::dmarc {
 // What a failure under p=reject does; under p=quarantine; with no single usable From domain.
 enum class OnReject { reject, quarantine, score };
 enum class OnQuarantine { quarantine, junk, score };  // junk: delivered with the spam headers
-enum class OnBadFrom { reject, score, skip };
+// A From that is not one field with one mailbox (several fields or mailboxes, malformed, none):
+// strictest: evaluate every domain found in it and enforce the strictest outcome (a part never
+//            examined counts as a failure under p=reject); no domain at all: DMARC_BAD_FROM only;
+// reject:    refuse it (550 5.7.1) whatever it holds;
+// score:     DMARC_BAD_FROM and no DMARC: a malformed From then escapes the domain's policy;
+// skip:      no DMARC at all for it.
+enum class OnBadFrom { strictest, reject, score, skip };
 
 struct DmarcOptions {
     OnReject on_reject = OnReject::reject;
     OnQuarantine on_quarantine = OnQuarantine::quarantine;
-    OnBadFrom bad_from = OnBadFrom::score;
+    OnBadFrom bad_from = OnBadFrom::strictest;
     bool tempfail_on_temperror = false;
     // Failures of mail from these clients or From domains are scored, never enforced: forwarders
     // and mailing lists that break SPF and DKIM. Hosts are matched against the client name the MTA

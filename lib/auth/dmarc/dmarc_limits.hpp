@@ -17,10 +17,15 @@ inline constexpr std::size_t max_uri_bytes = 512;
 // TXT records looked at under one _dmarc name.
 inline constexpr std::size_t max_txt_records = 100;
 
-// From header fields looked at, and bytes of one field value: more fields than this is simply
-// "several From fields"; a longer value is unparsable.
-inline constexpr std::size_t max_from_fields = 16;
+// Bytes of one From value the strict parser reads; a longer value is unparsable (and read the
+// lenient way). How many From fields and bytes a message keeps: core/limits.hpp.
 inline constexpr std::size_t max_from_bytes = 64 * 1024;
+// Distinct domains taken from the From fields of one message, each evaluated on its own (two
+// policy lookups each). A message with more has a From no one can check: the strictest answer.
+inline constexpr std::size_t max_from_domains = 8;
+// '@' signs the lenient reading of one malformed From value looks behind (each may cost a domain
+// normalisation); a value with more is not fully examined: the strictest answer.
+inline constexpr std::size_t max_from_scan_ats = 256;
 // Nesting of comments in a From field; deeper is unparsable.
 inline constexpr std::size_t max_comment_depth = 32;
 

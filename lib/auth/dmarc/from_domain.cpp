@@ -1,10 +1,12 @@
 #include "auth/dmarc/from_domain.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "auth/dmarc/dmarc_limits.hpp"
+#include "auth/dmarc/org_domain.hpp"
 #include "core/printable.hpp"
 
 namespace vigil::auth::dmarc {
@@ -315,29 +317,117 @@ std::string_view to_string(FromStatus status) {
     return "unparsable";
 }
 
-FromDomain parse_from_value(std::string_view value) {
+namespace {
+
+// One value through the strict parser: the outcome, and the domain of every mailbox it found ("" for
+// "<>", a bare local part or an address literal).
+struct Parsed {
+    FromDomain result;
+    std::vector<std::string> domains;
+};
+
+Parsed parse_value(std::string_view value) {
+    Parsed out;
     if (value.size() > limits::max_from_bytes) {
-        return outcome(FromStatus::unparsable,
-                       fmt::format("From longer than {} bytes", limits::max_from_bytes));
+        out.result =
+            outcome(FromStatus::unparsable, fmt::format("From longer than {} bytes", limits::max_from_bytes));
+        return out;
     }
     std::string why;
     auto tokens = tokenize(value, why);
-    if (!tokens) return outcome(FromStatus::unparsable, why);
+    if (!tokens) {
+        out.result = outcome(FromStatus::unparsable, why);
+        return out;
+    }
     Parser p(*tokens);
-    if (!p.address_list()) return outcome(FromStatus::unparsable, p.why);
-    if (p.domains.empty()) return outcome(FromStatus::no_domain, "no address");
-    if (p.domains.size() > 1) {
-        return outcome(FromStatus::several_addresses, fmt::format("{} addresses", p.domains.size()));
+    if (!p.address_list()) {
+        out.result = outcome(FromStatus::unparsable, p.why);
+        return out;
     }
-    if (p.literal[0]) return outcome(FromStatus::no_domain, "address literal instead of a domain");
-    if (p.domains[0].empty()) return outcome(FromStatus::no_domain, "address without a domain");
-    FromDomain f;
-    f.status = FromStatus::ok;
-    f.domain = std::move(p.domains[0]);
-    for (auto& c : f.domain) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    for (std::size_t i = 0; i < p.domains.size(); ++i) {
+        if (p.literal[i]) p.domains[i].clear();
     }
-    return f;
+    out.domains = std::move(p.domains);
+    if (out.domains.empty()) {
+        out.result = outcome(FromStatus::no_domain, "no address");
+    } else if (out.domains.size() > 1) {
+        out.result = outcome(FromStatus::several_addresses, fmt::format("{} addresses", out.domains.size()));
+    } else if (p.literal[0]) {
+        out.result = outcome(FromStatus::no_domain, "address literal instead of a domain");
+    } else if (out.domains[0].empty()) {
+        out.result = outcome(FromStatus::no_domain, "address without a domain");
+    } else {
+        out.result.status = FromStatus::ok;  // result.domain: parse_from_value() fills it in
+    }
+    return out;
+}
+
+bool domain_byte(unsigned char c, bool utf8) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || (utf8 && c >= 0x80);
+}
+
+// Adds `name` (normalized) unless already there. False when it would go past the cap.
+bool add_normalized(std::vector<std::string>& out, std::string name) {
+    if (std::find(out.begin(), out.end(), name) != out.end()) return true;
+    if (out.size() >= limits::max_from_domains) return false;
+    out.push_back(std::move(name));
+    return true;
+}
+
+// Adds `raw` with its leading and trailing dots dropped, when it is a usable name.
+bool add_domain(std::vector<std::string>& out, std::string_view raw) {
+    while (!raw.empty() && raw.back() == '.') raw.remove_suffix(1);
+    while (!raw.empty() && raw.front() == '.') raw.remove_prefix(1);
+    if (raw.empty()) return true;
+    // The same name again (an ASCII one compares as normalized): no normalisation needed.
+    for (const auto& known : out) {
+        if (core::iequals(known, raw)) return true;
+    }
+    auto n = normalize_domain(raw);
+    return !n.ok() || add_normalized(out, std::move(n.name));
+}
+
+// The lenient reading of a value the strict parser refused (RFC 7489 §6.6.1 leaves it to the
+// receiver): whatever follows each '@', quoted strings and comments included (a reader may show
+// them), white space after the '@' skipped. From each run the name as written, its ASCII start
+// ("victim.example" of "victim.example\xff") and its start before an empty label ("victim.example"
+// of "victim.example..x"): whichever normalize are candidates. False when `out` is full or the value
+// has more '@' than limits::max_from_scan_ats.
+bool scan_domains(std::string_view value, std::vector<std::string>& out) {
+    std::size_t at = 0;
+    std::size_t ats = 0;
+    while ((at = value.find('@', at)) != std::string_view::npos) {
+        if (++ats > limits::max_from_scan_ats) return false;
+        std::size_t start = at + 1;
+        while (start < value.size() && fws(value[start])) ++start;
+        std::size_t ascii_end = start;
+        while (ascii_end < value.size() && domain_byte(static_cast<unsigned char>(value[ascii_end]), false))
+            ++ascii_end;
+        std::size_t end = ascii_end;
+        while (end < value.size() && domain_byte(static_cast<unsigned char>(value[end]), true)) ++end;
+        auto run = value.substr(start, end - start);
+        auto ascii = value.substr(start, ascii_end - start);
+        auto before_empty_label = ascii.substr(0, ascii.find(".."));
+        if (!add_domain(out, run)) return false;
+        if (ascii != run && !add_domain(out, ascii)) return false;
+        if (before_empty_label != ascii && !add_domain(out, before_empty_label)) return false;
+        at = std::max(end, at + 1);
+    }
+    return true;
+}
+
+}  // namespace
+
+FromDomain parse_from_value(std::string_view value) {
+    auto parsed = parse_value(value);
+    if (parsed.result.ok()) {
+        parsed.result.domain = std::move(parsed.domains[0]);
+        for (auto& c : parsed.result.domain) {
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return std::move(parsed.result);
 }
 
 FromDomain extract_from_domain(const std::vector<std::string_view>& values) {
@@ -345,6 +435,61 @@ FromDomain extract_from_domain(const std::vector<std::string_view>& values) {
     if (values.size() > 1)
         return outcome(FromStatus::several_fields, fmt::format("{} From fields", values.size()));
     return parse_from_value(values.front());
+}
+
+FromDomains from_domains(const std::vector<std::string_view>& values, std::size_t fields_seen, bool cut) {
+    FromDomains out;
+    if (fields_seen < values.size()) fields_seen = values.size();
+    if (fields_seen == 0) {
+        out.status = FromStatus::no_from;
+        out.detail = "no From field";
+        return out;
+    }
+    bool room = true;
+    for (std::size_t i = 0; i < values.size() && room; ++i) {
+        auto parsed = parse_value(values[i]);
+        // A value the strict parser accepts gives its mailboxes' domains; one it refuses, or with a
+        // domain that is no usable name, is read the lenient way (what it added is taken back).
+        bool clean = parsed.result.status != FromStatus::unparsable;
+        const auto mark = out.domains.size();
+        for (const auto& d : parsed.domains) {
+            if (!clean || !room || d.empty()) continue;
+            auto n = normalize_domain(d);
+            if (n.ok()) {
+                room = add_normalized(out.domains, std::move(n.name));
+                continue;
+            }
+            clean = false;
+            room = true;
+            out.domains.resize(mark);
+            if (parsed.result.ok()) parsed.result = outcome(FromStatus::unparsable, n.error);
+        }
+        if (!clean) room = scan_domains(values[i], out.domains);
+        if (fields_seen == 1) {
+            out.status = parsed.result.status;
+            out.detail = std::move(parsed.result.detail);
+        }
+    }
+    if (fields_seen > 1) {
+        out.status = FromStatus::several_fields;
+        out.detail = fmt::format("{} From fields", fields_seen);
+    }
+    if (fields_seen > values.size()) {
+        out.incomplete =
+            fmt::format("{} From fields, only the first {} examined", fields_seen, values.size());
+    } else if (cut) {
+        out.incomplete = "a From field longer than Vigil keeps";
+    } else if (!room) {
+        out.incomplete =
+            out.domains.size() < limits::max_from_domains
+                ? fmt::format("a malformed From with more than {} '@'", limits::max_from_scan_ats)
+                : fmt::format("more than {} From domains", limits::max_from_domains);
+    }
+    if (!out.incomplete.empty() && out.status == FromStatus::ok) {
+        out.status = FromStatus::unparsable;
+        out.detail = out.incomplete;
+    }
+    return out;
 }
 
 }  // namespace vigil::auth::dmarc

@@ -76,6 +76,18 @@ TEST_CASE("parse_message survives hostile input", "[core][message]") {
         CHECK(m.headers[0].value == std::string(" a\0b\xff", 5));
         CHECK(m.body == std::string("bo\0dy", 5));
     }
+    SECTION("white space before the colon is the obsolete syntax, as Postfix reads it") {
+        auto m = parse_message("From : a@example.com\nSubject\t:x\n :not a field\n\nbody\n");
+        REQUIRE(m.headers.size() == 2);
+        CHECK(m.headers[0].name == "From");
+        CHECK(m.headers[0].value == " a@example.com");
+        CHECK(m.headers[1].name == "Subject");
+        CHECK(m.headers[1].value == "x\r\n :not a field");
+        auto lead = parse_message(" :x\nA: b\n");
+        CHECK(lead.headers.empty());
+        auto inner = parse_message("Fr om: x\n\n");
+        CHECK(inner.headers.empty());
+    }
     SECTION("a continuation line before any field starts the body") {
         auto m = parse_message(" leading space\nA: b\n");
         CHECK(m.headers.empty());
@@ -96,6 +108,79 @@ TEST_CASE("Message keeps header fields within the caps", "[core][message]") {
     CHECK(big.add_header("From", " a@b"));
     CHECK(big.find("from") != nullptr);
     CHECK(big.count("FROM") == 1);
+}
+
+TEST_CASE("Message captures every From field, also past the caps on kept fields", "[core][message][from]") {
+    SECTION("a From after 5,000 other fields is not kept but captured") {
+        Message m;
+        for (std::size_t i = 0; i < limits::max_header_fields; ++i) m.add_header("X-Filler", " x");
+        CHECK_FALSE(m.add_header("From", " Victim <ceo@victim.example>"));
+        CHECK(m.headers_truncated());
+        CHECK(m.find("From") == nullptr);
+        CHECK(m.count("From") == 0);
+        CHECK(m.from_fields_seen() == 1);
+        REQUIRE(m.from_kept() == 1);
+        CHECK(m.from_value(0) == " Victim <ceo@victim.example>");
+        CHECK_FALSE(m.from_value_cut());
+    }
+    SECTION("one From before the fillers, one after: both, in order") {
+        Message m;
+        CHECK(m.add_header("From", " me@attacker.example"));
+        for (std::size_t i = 0; i < limits::max_header_fields; ++i) m.add_header("X-Filler", " x");
+        CHECK_FALSE(m.add_header("FROM", " ceo@victim.example"));
+        CHECK(m.count("From") == 1);
+        CHECK(m.from_fields_seen() == 2);
+        REQUIRE(m.from_kept() == 2);
+        CHECK(m.from_value(0) == " me@attacker.example");
+        CHECK(m.from_value(1) == " ceo@victim.example");
+        CHECK(m.from_value(2).empty());
+    }
+    SECTION("a From past the byte cap") {
+        Message m;
+        CHECK_FALSE(m.add_header("Subject", std::string(limits::max_header_bytes, 'a')));
+        CHECK(m.add_header("X-Small", " fits"));
+        CHECK_FALSE(
+            m.add_header("From", " " + std::string(limits::max_header_bytes, 'b') + "@victim.example"));
+        CHECK(m.from_fields_seen() == 1);
+        CHECK(m.from_value(0).size() == limits::max_from_bytes);
+        CHECK(m.from_value_cut());
+    }
+    SECTION("a kept From longer than the From cap is cut as well") {
+        Message m;
+        std::string v = " " + std::string(limits::max_from_bytes, 'c') + "@victim.example";
+        CHECK(m.add_header("from", v));
+        CHECK(m.find("From")->value == v);
+        CHECK(m.from_value(0) == std::string_view(v).substr(0, limits::max_from_bytes));
+        CHECK(m.from_value_cut());
+    }
+    SECTION("the first max_from_fields values are kept, every one is counted") {
+        Message m;
+        for (std::size_t i = 0; i < limits::max_from_fields + 3; ++i)
+            m.add_header("From", " u" + std::to_string(i) + "@example.com");
+        CHECK(m.from_fields_seen() == limits::max_from_fields + 3);
+        CHECK(m.from_kept() == limits::max_from_fields);
+        CHECK(m.from_value(limits::max_from_fields - 1) ==
+              " u" + std::to_string(limits::max_from_fields - 1) + "@example.com");
+        CHECK(m.from_value(limits::max_from_fields).empty());
+    }
+    SECTION("only fields named From count") {
+        Message m;
+        for (const char* name : {"From-X", "Fro", "XFrom", "Resent-From", "Sender", "From:"})
+            m.add_header(name, " a@victim.example");
+        CHECK(m.from_fields_seen() == 0);
+        CHECK(m.from_kept() == 0);
+        m.add_header("fRoM", " a@victim.example");
+        CHECK(m.from_fields_seen() == 1);
+        m.add_header("From \t", " b@victim.example");  // as the obsolete syntax writes it
+        CHECK(m.from_fields_seen() == 2);
+        CHECK(m.from_value(1) == " b@victim.example");
+    }
+    SECTION("a kept From keeps pointing at its field while more fields arrive") {
+        Message m;
+        m.add_header("From", " first@example.com");
+        for (int i = 0; i < 2000; ++i) m.add_header("X-Grow", " x");  // the vector reallocates
+        CHECK(m.from_value(0) == " first@example.com");
+    }
 }
 
 TEST_CASE("printable() makes peer data safe for one log line", "[core][printable]") {

@@ -474,15 +474,15 @@ TEST_CASE("dmarc check: without SPF and DKIM results a failure is never enforced
     CHECK(nospf.r.verdict.action == core::Action::accept);
 }
 
-TEST_CASE("dmarc check: From problems are configurable and ask no DNS", "[dmarc][check]") {
+TEST_CASE("dmarc check: bad_from = score, reject, skip ask no DNS", "[dmarc][check]") {
     dns::FakeResolver dns;  // nothing programmed: any lookup would throw
     Msg two;
     two.from = "From: a@example.net\r\nFrom: b@example.org\r\n";
-    auto s = run_msg(make_config("", failing()), dns, two);
+    auto s = run_msg(make_config("bad_from = \"score\"", failing()), dns, two);
     CHECK(symbols_with(s.r.verdict, "DMARC_") == std::vector<std::string>{"DMARC_BAD_FROM"});
     CHECK(options_of(s.r.verdict, "DMARC_BAD_FROM") ==
           std::vector<std::string>{"several_fields", "2 From fields"});
-    CHECK_THAT(s.ar, Contains("dmarc=permerror"));
+    CHECK_THAT(s.ar, Contains("dmarc=permerror (From: several_fields)"));
     CHECK(s.r.verdict.action == core::Action::accept);
 
     Msg many;
@@ -501,15 +501,228 @@ TEST_CASE("dmarc check: From problems are configurable and ask no DNS", "[dmarc]
 
     Msg garbage;
     garbage.from = "From: <<<><joe@example.net>>>\r\n";
-    CHECK(options_of(run_msg(make_config("", failing()), dns, garbage).r.verdict, "DMARC_BAD_FROM").front() ==
-          "unparsable");
+    CHECK(options_of(run_msg(make_config("bad_from = \"score\"", failing()), dns, garbage).r.verdict,
+                     "DMARC_BAD_FROM")
+              .front() == "unparsable");
     Msg badidn;
     badidn.from =
         "From: a@exa\xff"
         "mple.net\r\n";
-    CHECK(options_of(run_msg(make_config("", failing()), dns, badidn).r.verdict, "DMARC_BAD_FROM").front() ==
-          "unparsable");
+    CHECK(options_of(run_msg(make_config("bad_from = \"score\"", failing()), dns, badidn).r.verdict,
+                     "DMARC_BAD_FROM")
+              .front() == "unparsable");
     CHECK(dns.queries().empty());
+}
+
+TEST_CASE("dmarc check: a From without any domain is scored, with no DNS", "[dmarc][check]") {
+    dns::FakeResolver dns;  // nothing programmed: any lookup would throw
+    for (const char* from : {"", "From: <>\r\n", "From: MAILER-DAEMON\r\n", "From: joe@[192.0.2.1]\r\n",
+                             "From: (unclosed\r\n", "From: <>\r\nFrom: undisclosed-recipients:;\r\n"}) {
+        INFO(from);
+        Msg m;
+        m.from = from;
+        auto r = run_msg(make_config("", failing()), dns, m);
+        CHECK(symbols_with(r.r.verdict, "DMARC_") == std::vector<std::string>{"DMARC_BAD_FROM"});
+        CHECK(r.r.verdict.action == core::Action::accept);
+        CHECK_THAT(r.ar, Contains("dmarc=permerror (From: "));
+    }
+    CHECK(dns.queries().empty());
+}
+
+namespace {
+
+// victim.example publishes p=reject and sends nothing here; attacker.example passes SPF (its own
+// envelope sender from its own server) under its own p=reject.
+struct Spoof {
+    dns::FakeResolver dns;
+    Facts facts{spf("pass", "attacker.example"), true, {}};
+    Spoof() {
+        publish(dns, "victim.example", {"v=DMARC1; p=reject"});
+        publish(dns, "attacker.example", {"v=DMARC1; p=reject"});
+    }
+    Run run(const std::string& from, const std::string& options = "") {
+        Msg m;
+        m.from = from;
+        m.mail_from = "bounce@attacker.example";
+        return run_msg(make_config(options, facts), dns, m);
+    }
+};
+
+std::string fillers(std::size_t n) {
+    std::string out;
+    out.reserve(n * 16);
+    for (std::size_t i = 0; i < n; ++i) out += "X-Filler: x\r\n";
+    return out;
+}
+
+void rejected_for_victim(const Run& r) {
+    CHECK(r.r.verdict.action == core::Action::reject);
+    REQUIRE(r.r.verdict.reply);
+    CHECK(r.r.verdict.reply->code == "550");
+    CHECK(r.r.verdict.reply->xcode == "5.7.26");
+    CHECK_THAT(r.r.verdict.reply->text, Contains("victim.example"));
+    REQUIRE(r.r.verdict.forced);
+    CHECK(r.r.verdict.forced->check == "dmarc");
+    CHECK_THAT(r.r.verdict.forced->reason, Contains("dmarc=fail p=reject for victim.example"));
+}
+
+}  // namespace
+
+TEST_CASE("dmarc check: a From after 5,000 other fields is still the one evaluated", "[dmarc][check][from]") {
+    Spoof t;
+    SECTION("the only From, past the cap on kept fields") {
+        auto r = t.run(fillers(5000) + "From: CEO <ceo@victim.example>\r\n");
+        rejected_for_victim(r);
+        CHECK(options_of(r.r.verdict, "DMARC_POLICY_REJECT") ==
+              std::vector<std::string>{"victim.example", "p=reject"});
+        CHECK_FALSE(has_symbol(r.r.verdict, "DMARC_BAD_FROM"));
+    }
+    SECTION("the attacker's own From first, the victim's after the fillers") {
+        auto r =
+            t.run("From: me@attacker.example\r\n" + fillers(5000) + "From: CEO <ceo@victim.example>\r\n");
+        rejected_for_victim(r);
+        CHECK_FALSE(has_symbol(r.r.verdict, "DMARC_POLICY_ALLOW"));
+        CHECK(options_of(r.r.verdict, "DMARC_BAD_FROM") ==
+              std::vector<std::string>{"several_fields", "2 From fields"});
+        CHECK(t.dns.was_queried("_dmarc.victim.example", RrType::txt));
+    }
+}
+
+TEST_CASE("dmarc check: a malformed or repeated From gets the strictest policy of its domains",
+          "[dmarc][check][from]") {
+    Spoof t;
+    for (const char* from : {
+             "From: Name <user@victim.example> x\r\n",                         // trailing junk
+             "From: Name <user@victim.example> (unclosed\r\n",                 // unclosed comment
+             "From: user@victim.example (unclosed\r\n",                        //
+             "From: Name <user@victim.example.>\r\n",                          // trailing dot
+             "From: user@victim.example, other@attacker.example\r\n",          // two mailboxes
+             "From: other@attacker.example, user@victim.example\r\n",          //
+             "From: user@victim.example\r\nFrom: other@attacker.example\r\n",  // two fields
+             "From: other@attacker.example\r\nFrom: user@victim.example\r\n",  //
+             "From: Name user@victim.example\r\n",                             // no brackets
+             "From: <user@victim.example\r\n",                                 // unclosed bracket
+         }) {
+        INFO(from);
+        auto r = t.run(from);
+        rejected_for_victim(r);
+        CHECK(has_symbol(r.r.verdict, "DMARC_BAD_FROM"));
+    }
+
+    SECTION("scored instead of enforced: Authentication-Results names the failing domain") {
+        auto r =
+            t.run("From: other@attacker.example\r\nFrom: user@victim.example\r\n", "on_reject = \"score\"");
+        // Scored: 5 + 1 reaches the default add_header threshold, nothing is forced.
+        CHECK(r.r.verdict.action == core::Action::add_header);
+        CHECK_FALSE(r.r.verdict.forced);
+        CHECK_THAT(
+            r.ar,
+            Contains("dmarc=fail (From: several_fields) header.from=victim.example policy.dmarc=reject"));
+        CHECK(symbols_with(r.r.verdict, "DMARC_") ==
+              std::vector<std::string>{"DMARC_BAD_FROM", "DMARC_POLICY_REJECT"});
+        CHECK(options_of(r.r.verdict, "DMARC_POLICY_REJECT") ==
+              std::vector<std::string>{"victim.example", "p=reject"});
+        CHECK_THAT(r.report, Contains("\"result\":\"fail\",\"from\":\"victim.example\""));
+        CHECK_THAT(r.report, Contains("\"from_status\":\"several_fields\""));
+        CHECK_THAT(r.report, Contains("\"from_domains\":[\"attacker.example\",\"victim.example\"]"));
+        CHECK_THAT(r.report,
+                   Contains("\"evaluated\":[{\"from\":\"attacker.example\",\"result\":\"pass\",\"policy\":"
+                            "\"reject\"},{\"from\":\"victim.example\",\"result\":\"fail\",\"policy\":"
+                            "\"reject\"}]"));
+    }
+}
+
+TEST_CASE("dmarc check: several From domains pass only if every one passes", "[dmarc][check][from]") {
+    Spoof t;
+    auto both = t.run("From: a@attacker.example, Name <b@attacker.example>\r\n");
+    CHECK(both.r.verdict.action == core::Action::accept);
+    CHECK(symbols_with(both.r.verdict, "DMARC_") ==
+          std::vector<std::string>{"DMARC_BAD_FROM", "DMARC_POLICY_ALLOW"});
+    CHECK_THAT(both.ar, Contains("dmarc=pass (From: several_addresses) header.from=attacker.example"));
+
+    publish(t.dns, "other.example", {"v=DMARC1; p=none"});
+    auto mixed = t.run("From: a@attacker.example, b@other.example\r\n", "on_reject = \"score\"");
+    CHECK(mixed.r.verdict.action == core::Action::accept);
+    CHECK(symbols_with(mixed.r.verdict, "DMARC_") ==
+          std::vector<std::string>{"DMARC_BAD_FROM", "DMARC_POLICY_NONE"});
+    CHECK_THAT(mixed.ar,
+               Contains("dmarc=fail (From: several_addresses) header.from=other.example policy.dmarc=none"));
+
+    // A domain without a policy does not pass either: the message is not DMARC-authenticated.
+    t.dns.set_status("_dmarc.nopolicy.example", RrType::txt, Status::nxdomain);
+    auto none = t.run("From: a@attacker.example\r\nFrom: b@nopolicy.example\r\n");
+    CHECK(none.r.verdict.action == core::Action::accept);
+    CHECK_FALSE(has_symbol(none.r.verdict, "DMARC_POLICY_ALLOW"));
+    CHECK(has_symbol(none.r.verdict, "DMARC_NA"));
+    CHECK_THAT(none.ar, Contains("dmarc=none (From: several_fields) header.from=nopolicy.example"));
+}
+
+TEST_CASE("dmarc check: the strictest outcome decides, in whatever order the domains come",
+          "[dmarc][check][from]") {
+    Spoof t;
+    publish(t.dns, "quarantined.example", {"v=DMARC1; p=quarantine"});
+    publish(t.dns, "monitored.example", {"v=DMARC1; p=none"});
+    for (const char* from :
+         {"From: a@quarantined.example, b@victim.example, c@monitored.example\r\n",
+          "From: b@victim.example, a@quarantined.example\r\n",
+          "From: c@monitored.example\r\nFrom: b@victim.example\r\nFrom: a@quarantined.example\r\n"}) {
+        INFO(from);
+        rejected_for_victim(t.run(from));
+    }
+    auto q = t.run("From: c@monitored.example, a@quarantined.example x\r\n");
+    CHECK(q.r.verdict.action == core::Action::quarantine);
+    REQUIRE(q.r.verdict.forced);
+    CHECK_THAT(q.r.verdict.forced->reason, Contains("for quarantined.example"));
+
+    // A temperror of one domain does not hide the failure of another.
+    t.dns.set_status("_dmarc.flaky.example", RrType::txt, Status::servfail);
+    rejected_for_victim(t.run("From: a@flaky.example, b@victim.example\r\n", "tempfail_on_temperror = true"));
+    auto temp = t.run("From: a@flaky.example, b@attacker.example\r\n", "tempfail_on_temperror = true");
+    CHECK(temp.r.verdict.action == core::Action::tempfail);
+
+    // A listed domain's failure is only scored; the other one's is still enforced.
+    rejected_for_victim(t.run("From: a@quarantined.example, b@victim.example\r\n",
+                              "score_only_domains = [\"quarantined.example\"]"));
+    auto listed = t.run("From: a@quarantined.example, b@victim.example\r\n",
+                        "score_only_domains = [\"victim.example\"]");
+    CHECK(listed.r.verdict.action == core::Action::quarantine);
+}
+
+TEST_CASE("dmarc check: a From not fully examined is a failure under p=reject", "[dmarc][check][from]") {
+    dns::FakeResolver dns;  // nothing programmed: decided without DNS
+    auto cfg = make_config("", Facts{spf("pass", "attacker.example"), true, {}});
+    Msg m;
+    m.mail_from = "bounce@attacker.example";
+    SECTION("more From fields than Vigil keeps") {
+        for (std::size_t i = 0; i < 17; ++i)
+            m.from += "From: u" + std::to_string(i) + "@attacker.example\r\n";
+    }
+    SECTION("more distinct domains than are evaluated") {
+        m.from = "From: ";
+        for (std::size_t i = 0; i < 9; ++i) m.from += (i ? ", u@d" : "u@d") + std::to_string(i) + ".example";
+        m.from += "\r\n";
+    }
+    SECTION("a malformed value with more '@' than are looked behind") {
+        m.from = "From: x";
+        for (std::size_t i = 0; i < 300; ++i) m.from += " @attacker.example";
+        m.from += " <ceo@victim.example>\r\n";
+    }
+    auto r = run_msg(cfg, dns, m);
+    CHECK(r.r.verdict.action == core::Action::reject);
+    REQUIRE(r.r.verdict.reply);
+    CHECK(r.r.verdict.reply->code == "550");
+    CHECK(r.r.verdict.reply->xcode == "5.7.1");
+    CHECK(has_symbol(r.r.verdict, "DMARC_BAD_FROM"));
+    CHECK(options_of(r.r.verdict, "DMARC_POLICY_REJECT").front() == "From not fully examined");
+    CHECK(dns.queries().empty());
+
+    auto scored = run_msg(
+        make_config("on_reject = \"score\"", Facts{spf("pass", "attacker.example"), true, {}}), dns, m);
+    CHECK(scored.r.verdict.action == core::Action::add_header);
+    CHECK_FALSE(scored.r.verdict.forced);
+    CHECK_THAT(scored.ar, Contains("dmarc=fail (From: "));
+    CHECK_THAT(scored.ar, Contains("policy.dmarc=reject"));
+    CHECK_THAT(scored.report, Contains("\"incomplete\":"));
 }
 
 TEST_CASE("dmarc check: IDN From domains are looked up as A-labels", "[dmarc][check]") {
