@@ -100,6 +100,9 @@ Methods
     ``wait_delivered(count, timeout=30, crlf=False)`` -> list[bytes]  waits for at
         least ``count`` delivered messages; TimeoutError with the queue state and
         the log tail otherwise.
+    ``wait_message(pattern, timeout=30, crlf=False)`` (extension) -> bytes | None
+        the first delivered message in which the regular expression ``pattern`` is
+        found (re.M, on the LF text), waiting up to ``timeout`` s; None if none came.
     ``hold_queue()`` -> list[str]  queue ids in the hold queue (quarantine).
     ``queue_ids()`` -> dict[str, list[str]]  maildrop, incoming, active, deferred,
         hold, corrupt (read from the queue directories).
@@ -1034,6 +1037,22 @@ class PostfixInstance:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{len(files)} of {count} messages delivered after {timeout}s; "
                                    f"queues: {self.queue_ids()}{self._log_tail()}")
+            time.sleep(0.05)
+
+    def wait_message(self, pattern: bytes | str, timeout: float = 30, crlf: bool = False) -> bytes | None:
+        """The first delivered message (oldest first) in which the regular expression `pattern`
+        (re.M; the message has LF line ends) is found, waiting up to `timeout` seconds; None when
+        none came. Returned with CRLF line ends when `crlf`."""
+        if isinstance(pattern, str):
+            pattern = pattern.encode()
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            for msg in self.delivered():
+                if rx.search(msg):
+                    return msg.replace(b"\n", b"\r\n") if crlf else msg
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.05)
 
     # ---------------------------------------------------------------- queues
