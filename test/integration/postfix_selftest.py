@@ -192,7 +192,8 @@ def test_plain_delivery(plain):
     pf = plain
     p = subprocess.run([ph.POSTFIX, "-c", pf.config_dir, "check"], capture_output=True, text=True)
     assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), \
-        why("`postfix -c DIR check` is silent for the harness's configuration", f"exit {p.returncode}: {p.stdout}{p.stderr}")
+        why("`postfix -c DIR check` is silent for the harness's configuration",
+            f"exit {p.returncode}: {p.stdout}{p.stderr}")
     assert pf.postconf("local_header_rewrite_clients") == "", "local_header_rewrite_clients is empty"
 
     r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
@@ -259,7 +260,8 @@ def test_dead_milter(launch):
             "smtpd_milters and non_smtpd_milters point at the milter"
         r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
         assert r.banner is not None and r.banner.code == 220, f"banner still 220 ({r.banner})"
-        assert r.failed_stage == "mail" and r.mail is not None and r.mail.code == 451 and r.mail.text.startswith("4.7.1"), \
+        assert (r.failed_stage == "mail" and r.mail is not None and r.mail.code == 451
+                and r.mail.text.startswith("4.7.1")), \
             why(f"MAIL FROM answered {r.mail}", str(r) + "\n" + "\n".join(r.transcript))
         rs = pf.send_swaks("alice@example.org", ["bob@vigil.test"], MESSAGE)
         assert rs.failed_stage == "mail" and rs.mail is not None and rs.mail.code == 451, \
@@ -288,7 +290,8 @@ def test_hold_and_release(launch):
     time.sleep(0.5)
     assert pf.delivered() == [], "nothing delivered while held"
     qm = pf.queued_message(r.queue_id)
-    assert ph.strip_added_headers(qm) == as_lf(MESSAGE), why("queued_message() returns the held message", repr(qm[:300]))
+    assert ph.strip_added_headers(qm) == as_lf(MESSAGE), \
+        why("queued_message() returns the held message", repr(qm[:300]))
     assert pf.wait_log(rf"{r.queue_id}: hold: .*quarantined by the self-test"), "the log records the hold"
     pf.release(r.queue_id)
     msgs = pf.wait_delivered(1, timeout=15)
@@ -372,9 +375,10 @@ def test_milter_path(launch):
         milter.close()
 
 
-def test_stop_leaves_no_process(launch):
-    """6. teardown: stop() leaves nothing behind, and a second stop() is harmless."""
-    pf = launch.postfix("stopped")
+def test_stop_leaves_no_process(plain):
+    """6. teardown: stop() leaves nothing behind, and a second stop() is harmless. The last test of the
+    shared instance: it stops it."""
+    pf = plain
     pf.stop()
     assert not pf.running() and no_instance_processes(pf) == [], "stop() leaves no process of the instance"
     pf.stop()
@@ -416,7 +420,8 @@ def test_quick_start(launch):
     took = time.monotonic() - t0
     p = subprocess.run([ph.POSTFIX, "-c", quick.config_dir, "check"], capture_output=True, text=True)
     assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), \
-        why("`postfix check` accepts the queue directories the harness made", f"exit {p.returncode}: {p.stdout}{p.stderr}")
+        why("`postfix check` accepts the queue directories the harness made",
+            f"exit {p.returncode}: {p.stdout}{p.stderr}")
     r = quick.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
     assert r.ok and len(quick.wait_delivered(1, timeout=15)) == 1, f"quick start ({took:.2f}s) delivers too"
     warnings = no_warnings(quick)

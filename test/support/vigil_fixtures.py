@@ -21,13 +21,15 @@ adds the logs of the processes a failed test used to its report.
   line, which comes after the socket is listening and privileges are dropped. Its stdout and stderr
   go to WORKDIR/NAME.log.
 - NoopMilter: vigil-noop-milter (test/support/noop_milter), the libmilter floor.
-- Postfix: test/support/postfix_harness.py's PostfixInstance, unchanged.
+- Postfix: test/support/postfix_harness.py's PostfixInstance (Launcher.postfix starts one in
+  WORKDIR/NAME; the harness's own watchdog stops it should the test process die).
 
 Every process started here is also known to a reaper process of its own session: should the test
 process die without stopping them (SIGKILL, a crash), the reaper kills them. Never by name: by pid,
 checked against the process's start time.
 
-Python 3.11 standard library only (pytest is needed only by the conftest).
+Python 3.11 standard library; with pytest importable, `needs_postfix` is a mark that skips a module
+where a private Postfix cannot run (test/bench/soak.py uses the rest without pytest).
 """
 
 from __future__ import annotations
@@ -667,7 +669,6 @@ if pytest is not None:
     # pytestmark = vf.needs_postfix: every test of the module is skipped (ctest: exit 77) when a
     # private Postfix cannot run here.
     needs_postfix = pytest.mark.skipif(postfix_missing() is not None, reason=str(postfix_missing()))
-    needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,12 @@ def findings(r):
         raise
 
 
+def doctor_json(vigil, conf, port, *args):
+    """`vigil doctor --json`: (the finished process, its findings)."""
+    r = doctor(vigil, conf, port, "--json", *args)
+    return r, findings(r)
+
+
 def find(doc, area, subject, text):
     return [f for f in doc["findings"] if f["area"] == area and f["subject"] == subject and text in f["reason"]]
 
@@ -186,9 +192,8 @@ def clean_conf(world, workdir):
 
 @pytest.fixture(scope="module")
 def clean(vigil, world, clean_conf):
-    """`vigil doctor --json` on the clean zone: (the process, its findings)."""
-    r = doctor(vigil, clean_conf, world.server.port, "--json")
-    return r, findings(r)
+    """`vigil doctor --json` on the clean zone."""
+    return doctor_json(vigil, clean_conf, world.server.port)
 
 
 def test_clean_zone_all_ok(clean):
@@ -252,8 +257,7 @@ def faulty_conf(world, workdir):
 
 @pytest.fixture(scope="module")
 def faulty(vigil, world, faulty_conf):
-    r = doctor(vigil, faulty_conf, world.server.port, "--json")
-    return r, findings(r)
+    return doctor_json(vigil, faulty_conf, world.server.port)
 
 
 def test_faults_exit_2(faulty):
@@ -340,8 +344,7 @@ def test_unsigned_zone(faulty):
 
 def test_expired_signatures(vigil, world, faulty_conf):
     others = [a for area in ("lists", "rdns", "host", "mx", "spf", "dkim", "dmarc", "port25") for a in ("--skip", area)]
-    r = doctor(vigil, faulty_conf, world.server.port, "--json", "--domain", "stale.test", *others)
-    doc = findings(r)
+    r, doc = doctor_json(vigil, faulty_conf, world.server.port, "--domain", "stale.test", *others)
     f = one(doc, "dnssec", "stale.test", "signatures expired on 2020-02-01 00:00 UTC", "fail", "expired signatures")
     assert "Re-sign the zone now" in f["fix"], f"expired signatures: fix ({f['fix']})"
     assert r.returncode == 2 and len(doc["findings"]) == 1, \
