@@ -21,7 +21,7 @@ packages=(
   libgmime-3.0-dev libgumbo-dev   # only the MIME benchmark's comparisons (test/bench/mime_bench)
   liblmdb-dev lmdb-utils      # embedded state (Bayes tokens); mdb_stat to inspect a store
   # tests: a real MTA, SMTP client, DNS tools, Python for the harnesses
-  postfix swaks python3 python3-yaml python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools ldnsutils dnsutils procps iproute2
+  postfix swaks python3 python3-pytest python3-yaml python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools ldnsutils dnsutils procps iproute2
   libxml2-utils   # xmllint validates DMARC reports against the RFC 7489 schema
   valgrind        # the instruction-count guard (test/bench/instructions_check.py)
   clang llvm libclang-rt-14-dev openssl   # the ASan+UBSan build with libFuzzer; llvm-symbolizer

@@ -27,13 +27,13 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import milter_client as mc  # noqa: E402
+import vigil_fixtures as vf  # noqa: E402
 
 
 def make_message(size: int) -> bytes:
@@ -100,27 +100,6 @@ def run(address: str, messages: int, message: bytes, warmup: int, timeout: float
     }
 
 
-def start_noop(path: str, address: str, flags: list[str]) -> subprocess.Popen:
-    """Start the noop filter and wait until it accepts connections."""
-    proc = subprocess.Popen([path, "-p", address, *flags], stdin=subprocess.DEVNULL)
-    try:
-        mc.wait_until_listening(address, timeout=10.0, proc=proc)
-    except Exception:
-        stop(proc)
-        raise
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    # libmilter leaves smfi_main() on SIGTERM only at its next ~5 s poll timeout.
-    proc.terminate()
-    try:
-        proc.wait(timeout=0.5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def print_table(rows: list[tuple[str, dict]]) -> None:
     print(f"{'mode':<44} {'msgs':>6} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  outcome")
     for label, r in rows:
@@ -165,13 +144,10 @@ def main() -> int:
         # --answer-data and --nodelay only make sense over TCP, where Nagle lives.
         try:
             for label, address, flags in runs:
-                proc = start_noop(args.milter, address, flags + extra)
-                try:
+                with vf.NoopMilter(args.milter, *flags, *extra, address=address):
                     rows.append((label + (" --receive" if extra else ""),
                                  run(address, args.messages, message, args.warmup, args.timeout,
                                      args.max_seconds)))
-                finally:
-                    stop(proc)
         finally:
             if tmp:
                 tmp.cleanup()

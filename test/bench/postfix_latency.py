@@ -7,41 +7,28 @@ Prints p50/p99/max per configuration. Needs root (Postfix's master runs as root)
 """
 import argparse
 import os
-import socket
+import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import postfix_harness  # noqa: E402
+import vigil_fixtures as vf  # noqa: E402
 
 MSG = (b"From: a@example.org\r\nTo: b@vigil.test\r\nSubject: bench\r\nMessage-ID: <x@example.org>\r\n\r\n" +
        b"This is a benchmark line of text.\r\n" * 110)  # about 4 KiB
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(work, milter_bin, nodelay, n):
     milter = None
-    addr = None
     if milter_bin:
-        port = free_port()
-        conf = os.path.join(work, f"vigil-{nodelay}.conf")
-        with open(conf, "w") as f:
-            f.write(f'[milter]\nsocket = "inet:{port}@127.0.0.1"\nuser = "vigil"\ntcp_nodelay = {str(nodelay).lower()}\n'
-                    '[server]\ntrusted_networks = []\nauthserv_id = "mx.vigil.test"\n')
-        os.chmod(conf, 0o644)
-        milter = subprocess.Popen([milter_bin, "-f", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        addr = f"inet:127.0.0.1:{port}"
-    pf = postfix_harness.PostfixInstance(os.path.join(work, f"pf-{milter_bin is not None}-{nodelay}"), milter=addr)
+        milter = vf.Milter(milter_bin, work, f"vigil-{nodelay}",
+                           f'[milter]\nuser = "vigil"\ntcp_nodelay = {str(nodelay).lower()}\n'
+                           '[server]\ntrusted_networks = []\nauthserv_id = "mx.vigil.test"\n')
+    pf = postfix_harness.PostfixInstance(os.path.join(work, f"pf-{milter_bin is not None}-{nodelay}"),
+                                         milter=vf.postfix_milter_spec(milter))
     pf.start()
     times = []
     try:
@@ -57,7 +44,6 @@ def run(work, milter_bin, nodelay, n):
         pf.stop()
         if milter:
             milter.kill()
-            milter.wait()
     times.sort()
     return statistics.median(times), times[int(len(times) * 0.99) - 1], times[-1]
 
@@ -67,8 +53,7 @@ def main():
     ap.add_argument("milter")
     ap.add_argument("--messages", type=int, default=50)
     a = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="vigil-bench-")
-    os.chmod(work, 0o755)
+    work = vf.make_workdir("vigil-bench-")
     print(f"{a.messages} messages of {len(MSG)} bytes, one SMTP connection each, through Postfix "
           f"(milter over inet:127.0.0.1)")
     print(f"{'configuration':40} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
@@ -76,7 +61,7 @@ def main():
                                    ("vigil-milter, tcp_nodelay = true", a.milter, True)):
         p50, p99, mx = run(work, binary, nodelay, a.messages)
         print(f"{label:40} {p50:8.2f} {p99:8.2f} {mx:8.2f}")
-    subprocess.run(["rm", "-rf", work])
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -45,6 +44,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "faults"))
 import faults_test as ft  # noqa: E402
 import milter_client as mc  # noqa: E402
+import vigil_fixtures as vf  # noqa: E402
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
@@ -64,7 +64,7 @@ def fd_count(pid: int) -> int:
 
 
 class Load:
-    def __init__(self, m: ft.Milter, kinds: dict[str, tuple[bytes, str]], seed: int):
+    def __init__(self, m: vf.Milter, kinds: dict[str, tuple[bytes, str]], seed: int):
         self.m = m
         self.kinds = kinds
         self.rng = random.Random(seed)
@@ -128,8 +128,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=4)
     a = ap.parse_args()
     warmup = max(10.0, a.seconds / 4)
-    work = tempfile.mkdtemp(prefix="vigil-soak-")
-    os.chmod(work, 0o755)
+    work = vf.make_workdir("vigil-soak-")
     failures: list[str] = []
 
     def check(cond, what):
@@ -139,15 +138,11 @@ def main() -> int:
 
     dns = None
     try:
-        keydir = os.path.join(work, "keys")
-        os.mkdir(keydir)
-        gen = subprocess.run([a.cli, "dkim", "keygen", "--domain", "fault.test", "--selector", "sel", "--type",
-                              "ed25519", "--out", keydir], capture_output=True, text=True, timeout=60)
-        key_txt = gen.stdout.split('"')[1] if gen.returncode == 0 and '"' in gen.stdout else None
-        if not key_txt:
-            print(f"set-up: vigil dkim keygen failed: {gen.stderr}")
+        try:
+            key, key_txt = ft.keygen(a.cli, work)
+        except RuntimeError as e:
+            print(f"set-up: {e}")
             return 2
-        key = os.path.join(keydir, "fault.test.sel.pem")
         zones = ft.zones(work, key_txt)
         signed = ft.signed_message(a.cli, key, b"A clean message.\r\n", work)
         big = ft.signed_message(a.cli, key, b"0123456789abcdef" * 16 * 1024 + b"\r\n", work)
@@ -159,8 +154,8 @@ def main() -> int:
             "tampered": (signed.replace(b"A clean message.", b"A dirty message."), "accept"),
             "unsigned": (b"From: someone@example.org\r\nSubject: hi\r\n\r\nno signature\r\n", "accept"),
         }
-        dns = ft.Dns(a.dns, zones)
-        with ft.Milter(a.milter, work, "soak", dns.port) as m:
+        dns = vf.DnsServer(a.dns, zones)
+        with vf.Milter(a.milter, work, "soak", ft.milter_config(), dns_port=dns.port, env=ft.milter_env()) as m:
             pid = m.proc.pid
             # libmilter sets up its worker pool (an epoll descriptor and a pipe) on the first connection:
             # the idle baseline is taken after a few messages.

@@ -1,34 +1,27 @@
-#!/usr/bin/env python3
 """Self-test of test/support/milter_client.py against real libmilter and a fake filter.
 
-    python3 test/integration/milter_client_selftest.py PATH/TO/vigil-noop-milter
+    pytest test/integration/milter_client_selftest.py [--vigil-noop-milter PATH]
 
 Runs vigil-noop-milter (a libmilter filter) on free 127.0.0.1 ports and on a
 unix socket, and a scripted in-process fake filter for what the noop cannot
 do (symbol lists, rejections, every modification, SKIP, hung filters, bad
-replies).  Prints one line per test and "N passed, M failed"; exits non-zero
-on any failure.
+replies).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import statistics
 import struct
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
-import milter_client as mc  # noqa: E402
+import pytest
 
-NOOP = ""  # set from argv[1]
+import milter_client as mc
+import vigil_fixtures as vf
 
 # What the noop asks for by default: skip every event, no reply to any.
 NOOP_SKIPS = (mc.SMFIP_NOCONNECT | mc.SMFIP_NOHELO | mc.SMFIP_NOMAIL | mc.SMFIP_NORCPT | mc.SMFIP_NOBODY
@@ -55,23 +48,15 @@ assert len(BIG_BODY) > 200 * 1024
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def noop(*flags: str, address: str | None = None):
-    """Run vigil-noop-milter with `flags`; yield its address."""
-    address = address or mc.free_inet_address()
-    proc = subprocess.Popen([NOOP, "-p", address, *flags], stdin=subprocess.DEVNULL)
-    try:
-        mc.wait_until_listening(address, timeout=10, proc=proc)
-        yield address
-    finally:
-        # libmilter exits cleanly on SIGTERM but only at its next ~5 s poll
-        # timeout; nothing here needs a clean exit, so don't wait for it.
-        proc.terminate()
-        try:
-            proc.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture
+def noop(binaries):
+    """noop(*flags, address=None): runs vigil-noop-milter with `flags` (test/support/vigil_fixtures.py)
+    and yields its address."""
+    @contextlib.contextmanager
+    def run(*flags: str, address: str | None = None):
+        with vf.NoopMilter(binaries.noop, *flags, address=address) as n:
+            yield n.address
+    return run
 
 
 class FakeFilter:
@@ -99,15 +84,6 @@ class FakeFilter:
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
-    def _recv(self, conn: socket.socket, n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = conn.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return buf
-
     def _serve(self) -> None:
         while True:
             try:
@@ -117,8 +93,8 @@ class FakeFilter:
             with conn:
                 try:
                     while True:
-                        (length,) = struct.unpack("!I", self._recv(conn, 4))
-                        packet = self._recv(conn, length)
+                        (length,) = struct.unpack("!I", vf.recv_exact(conn, 4))
+                        packet = vf.recv_exact(conn, length)
                         cmd, data = packet[:1], packet[1:]
                         self.received.append((cmd, data))
                         replies = self.respond(cmd, data)
@@ -170,16 +146,7 @@ def sent(client: mc.MilterClient, cmd: bytes) -> list[bytes]:
 # Tests against libmilter (vigil-noop-milter)
 # ---------------------------------------------------------------------------
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-@test
-def noop_negotiates_skip_and_no_reply_for_everything():
+def test_noop_negotiates_skip_and_no_reply_for_everything(noop):
     with noop() as addr, mc.MilterClient(addr, timeout=5) as c:
         n = c.negotiate()
         assert n.version == 6, n.version
@@ -189,8 +156,7 @@ def noop_negotiates_skip_and_no_reply_for_everything():
         assert n.unoffered_protocol == 0
 
 
-@test
-def noop_add_header_on_every_message_of_one_session():
+def test_noop_add_header_on_every_message_of_one_session(noop):
     """Folded + leading-space headers, empty body and 200 KiB body, one connection."""
     messages = [HEADERS + b"\r\nshort body\r\n", HEADERS + b"\r\n", HEADERS + b"\r\n" + BIG_BODY,
                 b"Subject: no blank line and no body"]
@@ -231,8 +197,7 @@ def noop_add_header_on_every_message_of_one_session():
             [b"A", b"DM", b"DR", b"DT"], eom] * 3, writes
 
 
-@test
-def noop_receive_mode_gets_headers_and_body_as_postfix_sends_them():
+def test_noop_receive_mode_gets_headers_and_body_as_postfix_sends_them(noop):
     with noop("--receive", "--add-header") as addr, mc.MilterClient(addr, timeout=5) as c:
         c.trace = []
         n = c.negotiate()
@@ -256,8 +221,7 @@ def noop_receive_mode_gets_headers_and_body_as_postfix_sends_them():
         assert res.action == "ACCEPT" and len(sent(c, b"B")) == before
 
 
-@test
-def noop_over_unix_socket():
+def test_noop_over_unix_socket(noop):
     with tempfile.TemporaryDirectory(prefix="milter-selftest-") as tmp:
         with noop("--add-header", address=f"unix:{tmp}/noop.sock") as addr:
             res = mc.send_message(addr, "alice@example.org", ["bob@example.com"], HEADERS + b"\r\nhi\r\n",
@@ -266,8 +230,7 @@ def noop_over_unix_socket():
             assert res.action == "ACCEPT" and res.added_headers == [("X-Noop", "1")], res.as_dict()
 
 
-@test
-def nodelay_and_answer_data_remove_the_40ms_stalls():
+def test_nodelay_and_answer_data_remove_the_40ms_stalls(noop):
     """Over TCP the stalls cost >= 40 ms per message; with both fixes far less."""
     with noop("--add-header", "--nodelay", "--answer-data") as addr, mc.MilterClient(addr, timeout=5) as c:
         n = c.negotiate()
@@ -284,8 +247,7 @@ def nodelay_and_answer_data_remove_the_40ms_stalls():
         assert median_ms < 20, f"median {median_ms:.1f} ms: a Nagle stall is back"
 
 
-@test
-def malformed_packet_makes_libmilter_drop_only_that_connection():
+def test_malformed_packet_makes_libmilter_drop_only_that_connection(noop):
     with noop("--receive") as addr:
         c = mc.MilterClient(addr, timeout=5)
         c.negotiate()
@@ -315,8 +277,7 @@ def fake(**kwargs):
         f.close()
 
 
-@test
-def offer_is_postfix_3_7s():
+def test_offer_is_postfix_3_7s():
     with fake() as f:
         with mc.MilterClient(f.address, timeout=5) as c:
             c.negotiate()
@@ -324,8 +285,7 @@ def offer_is_postfix_3_7s():
         assert struct.unpack("!III", optneg) == (6, 0x1FF, 0x1FFFFF), optneg
 
 
-@test
-def leadspc_keeps_the_leading_space():
+def test_leadspc_keeps_the_leading_space():
     with fake(protocol=mc.SMFIP_HDR_LEADSPC) as f:
         res = mc.send_message(f.address, "a@example.org", ["b@example.com"], HEADERS + b"\r\nx\r\n", timeout=5)
         assert res.action == "ACCEPT"
@@ -335,8 +295,7 @@ def leadspc_keeps_the_leading_space():
         assert b"From\0 Alice <alice@example.org>\0" in headers and b"X-Tab\0\ttab value\0" in headers
 
 
-@test
-def symbol_lists_choose_the_macros():
+def test_symbol_lists_choose_the_macros():
     symlists = {mc.SMFIM_CONNECT: "j {client_addr}", mc.SMFIM_ENVFROM: "{mail_addr} {auth_authen}",
                 mc.SMFIM_EOM: "i {rcpt_addr}"}
     with fake(actions=mc.SMFIF_SETSYMLIST, symlists=symlists) as f:
@@ -355,8 +314,7 @@ def symbol_lists_choose_the_macros():
         assert f.macros(b"E") == [{"i": r2["i"]}], f.macros(b"E")
 
 
-@test
-def rejections_and_their_smtp_replies():
+def test_rejections_and_their_smtp_replies():
     def respond(cmd, data):
         if cmd == b"R" and data.startswith(b"<nobody@"):
             return [(b"y", b"550 5.1.1 no such user\0")]
@@ -384,8 +342,7 @@ def rejections_and_their_smtp_replies():
         assert (res.action, res.stage, res.smtp_reply) == ("REPLYCODE", "connect", "554 5.7.1 go away")
 
 
-@test
-def every_modification_is_decoded():
+def test_every_modification_is_decoded():
     eom_replies = [
         (b"p", b""),
         (b"i", struct.pack("!I", 0) + b"X-First\0 1\0"),
@@ -416,8 +373,7 @@ def every_modification_is_decoded():
                                                               "AddHeader"]
 
 
-@test
-def skip_stops_the_body():
+def test_skip_stops_the_body():
     with fake(protocol=mc.SMFIP_SKIP, respond=lambda cmd, data: [(b"s", b"")] if cmd == b"B" else None) as f:
         res = mc.send_message(f.address, "a@example.org", ["b@example.com"], b"Subject: x\r\n\r\n" + BIG_BODY,
                               timeout=5)
@@ -426,8 +382,7 @@ def skip_stops_the_body():
         assert ("body", mc.Reply(b"s")) in res.replies
 
 
-@test
-def no_reply_flags_are_honoured():
+def test_no_reply_flags_are_honoured():
     """The fake answers only OPTNEG and EOM; waiting for any other reply would time out."""
     proto = NOOP_NO_REPLIES
     with fake(protocol=proto) as f:
@@ -439,8 +394,7 @@ def no_reply_flags_are_honoured():
         assert len(f.packets(b"L")) == 6 and len(f.packets(b"B")) == 4
 
 
-@test
-def skip_flags_suppress_the_events():
+def test_skip_flags_suppress_the_events():
     with fake(protocol=NOOP_SKIPS) as f:
         mc.send_message(f.address, "a@example.org", ["b@example.com"], HEADERS + b"\r\nx\r\n", timeout=5)
         f.packets(b"Q")  # wait for the end of the session
@@ -448,8 +402,7 @@ def skip_flags_suppress_the_events():
         assert letters == {b"O", b"D", b"E", b"A", b"Q"}, letters
 
 
-@test
-def hung_filter_times_out():
+def test_hung_filter_times_out():
     with fake(respond=lambda cmd, data: [] if cmd == b"M" else None) as f:
         with mc.MilterClient(f.address, timeout=1.0) as c:
             c.negotiate()
@@ -464,8 +417,7 @@ def hung_filter_times_out():
             assert 0.9 < time.monotonic() - t0 < 3
 
 
-@test
-def bad_replies_are_protocol_errors():
+def test_bad_replies_are_protocol_errors():
     cases = [
         ("malformed REPLYCODE", lambda cmd, data: [(b"y", b"250 ok\0")] if cmd == b"M" else None),
         ("modification outside EOM", lambda cmd, data: [(b"h", b"X\0y\0")] if cmd == b"M" else None),
@@ -497,8 +449,7 @@ def bad_replies_are_protocol_errors():
 # ---------------------------------------------------------------------------
 
 
-@test
-def split_message_like_postfix():
+def test_split_message_like_postfix():
     headers, body = mc.split_message(b"A: 1\nB:  two\n\tfolded\r\nC : x\n\nline\nlast")
     assert headers == [(b"A", b" 1"), (b"B", b"  two\n\tfolded"), (b"C", b" x")], headers
     assert body == b"line\r\nlast\r\n", body
@@ -507,37 +458,10 @@ def split_message_like_postfix():
     assert mc.split_message(b"Subject: x\r\n\r\n") == ([(b"Subject", b" x")], b"")
 
 
-@test
-def address_forms():
+def test_address_forms():
     assert mc.parse_address("inet:8899@127.0.0.1") == (socket.AF_INET, ("127.0.0.1", 8899))
     assert mc.parse_address("inet:127.0.0.1:8899") == (socket.AF_INET, ("127.0.0.1", 8899))
     assert mc.parse_address("inet6:8899@::1") == (socket.AF_INET6, ("::1", 8899))
     assert mc.parse_address("inet:[::1]:8899") == (socket.AF_INET6, ("::1", 8899))
     assert mc.parse_address("unix:/run/vigil.sock") == (socket.AF_UNIX, "/run/vigil.sock")
     assert mc.parse_address("local:/run/vigil.sock") == (socket.AF_UNIX, "/run/vigil.sock")
-
-
-def main() -> int:
-    global NOOP
-    if len(sys.argv) != 2 or not os.access(sys.argv[1], os.X_OK):
-        print("usage: milter_client_selftest.py PATH/TO/vigil-noop-milter", file=sys.stderr)
-        return 2
-    NOOP = sys.argv[1]
-    passed = failed = 0
-    for fn in TESTS:
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            failed += 1
-            print(f"FAIL {fn.__name__}")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok   {fn.__name__} ({time.monotonic() - t0:.2f} s)")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Self-test of test/support/postfix_harness.py: private Postfix instances for e2e tests.
 
-Run as root: python3 test/integration/postfix_selftest.py   (exit 0 = all checks passed)
+    pytest test/integration/postfix_selftest.py        (as root; skipped otherwise)
 
 Checks
   1. no milter: a message from 127.0.0.1 to a vigil.test recipient is delivered byte-exact
@@ -24,33 +23,33 @@ Checks
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "test", "support"))
+import pytest
 
-import postfix_harness as ph  # noqa: E402
+import postfix_harness as ph
+import vigil_fixtures as vf
 
-FAILURES: list[str] = []
+pytestmark = vf.needs_postfix
 
 
-def check(cond: bool, what: str, detail: str = "") -> bool:
-    print(f"  [{'ok' if cond else 'FAIL'}] {what}")
-    if not cond:
-        FAILURES.append(what)
-        if detail:
-            print("         " + detail.replace("\n", "\n         "))
-    return cond
+def why(what: str, detail: str) -> str:
+    """An assertion message with the detail that explains a failure on the lines after it."""
+    return what + ("\n  " + detail.replace("\n", "\n  ") if detail else "")
+
+
+def no_warnings(pf: ph.PostfixInstance) -> list[str]:
+    return [l for l in pf.log_text().splitlines() if "warning" in l or "fatal" in l]
+
+
+def needs_swaks() -> None:
+    assert os.path.exists(ph.SWAKS), f"{ph.SWAKS} not installed"
 
 
 # A message that catches common rewrites: no Date/Message-ID (Postfix must not add them
@@ -128,16 +127,6 @@ class FakeMilter:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     @staticmethod
-    def _recv_exact(conn: socket.socket, n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = conn.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return buf
-
-    @staticmethod
     def _send(conn: socket.socket, cmd: bytes, data: bytes = b"") -> None:
         conn.sendall(struct.pack("!I", len(data) + 1) + cmd + data)
 
@@ -145,10 +134,10 @@ class FakeMilter:
         try:
             with conn:
                 while True:
-                    (length,) = struct.unpack("!I", self._recv_exact(conn, 4))
+                    (length,) = struct.unpack("!I", vf.recv_exact(conn, 4))
                     if not 0 < length < 1 << 20:
                         return
-                    pkt = self._recv_exact(conn, length)
+                    pkt = vf.recv_exact(conn, length)
                     cmd, data = pkt[:1], pkt[1:]
                     if cmd == b"O":      # option negotiation: version 6, may add headers,
                         self._send(conn, b"O", struct.pack("!III", 6, 0x01, 0))  # all events
@@ -184,8 +173,6 @@ class FakeMilter:
             return
 
 
-# --------------------------------------------------------------------------------------
-
 def closed_port() -> tuple[socket.socket, int]:
     """A port that refuses connections for as long as the returned socket is kept:
     bound but not listening, so nothing else can listen on it meanwhile."""
@@ -194,285 +181,248 @@ def closed_port() -> tuple[socket.socket, int]:
     return s, s.getsockname()[1]
 
 
-def test_plain_delivery(base: str) -> ph.PostfixInstance:
-    print("1. no milter: byte-exact delivery from 127.0.0.1 to bob@vigil.test")
-    pf = ph.PostfixInstance(os.path.join(base, "plain"))
-    t0 = time.monotonic()
-    pf.start()
-    print(f"  started on 127.0.0.1:{pf.port} in {time.monotonic() - t0:.2f}s, master pid {pf.master_pid}")
+@pytest.fixture(scope="module")
+def plain(module_launch) -> ph.PostfixInstance:
+    """An instance without a milter, shared by tests 1 and 4."""
+    return module_launch.postfix("plain")
+
+
+def test_plain_delivery(plain):
+    """1. no milter: byte-exact delivery from 127.0.0.1 to bob@vigil.test."""
+    pf = plain
     p = subprocess.run([ph.POSTFIX, "-c", pf.config_dir, "check"], capture_output=True, text=True)
-    check(p.returncode == 0 and not (p.stdout + p.stderr).strip(),
-          "`postfix -c DIR check` is silent for the harness's configuration",
-          f"exit {p.returncode}: {p.stdout}{p.stderr}")
-    check(pf.postconf("local_header_rewrite_clients") == "",
-          "local_header_rewrite_clients is empty")
+    assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), \
+        why("`postfix -c DIR check` is silent for the harness's configuration",
+            f"exit {p.returncode}: {p.stdout}{p.stderr}")
+    assert pf.postconf("local_header_rewrite_clients") == "", "local_header_rewrite_clients is empty"
 
     r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
-    check(r.ok and r.queue_id is not None, f"send() accepted: {r.data}", str(r) + "\n" + "\n".join(r.transcript))
+    assert r.ok and r.queue_id is not None, why(f"send() accepted: {r.data}", str(r) + "\n" + "\n".join(r.transcript))
     msgs = pf.wait_delivered(1, timeout=15)
-    check(len(msgs) == 1, "exactly one message delivered")
+    assert len(msgs) == 1, "exactly one message delivered"
     got = msgs[0]
     names = header_names(got)
-    check(names[:4] == ["Return-Path", "X-Original-To", "Delivered-To", "Received"],
-          f"delivery added Return-Path, X-Original-To, Delivered-To, Received: {names[:4]}")
-    check("Date" not in names and "Message-ID" not in names and "Message-Id" not in names,
-          "Postfix added no Date: or Message-ID: header", f"headers: {names}")
-    check(got.startswith(b"Return-Path: <alice@example.org>\n"), "Return-Path is the envelope sender")
-    check(b"\nDelivered-To: bob@vigil.test\n" in got, "Delivered-To is the recipient")
+    assert names[:4] == ["Return-Path", "X-Original-To", "Delivered-To", "Received"], \
+        f"delivery added Return-Path, X-Original-To, Delivered-To, Received: {names[:4]}"
+    assert "Date" not in names and "Message-ID" not in names and "Message-Id" not in names, \
+        why("Postfix added no Date: or Message-ID: header", f"headers: {names}")
+    assert got.startswith(b"Return-Path: <alice@example.org>\n"), "Return-Path is the envelope sender"
+    assert b"\nDelivered-To: bob@vigil.test\n" in got, "Delivered-To is the recipient"
     stripped = ph.strip_added_headers(got)
-    check(stripped == as_lf(MESSAGE), "headers + body byte-exact after removing the 4 delivery headers "
-          "(Maildir uses LF line ends)", f"sent {as_lf(MESSAGE)[:300]!r}\ngot  {stripped[:300]!r}")
+    assert stripped == as_lf(MESSAGE), why("headers + body byte-exact after removing the 4 delivery headers "
+                                           "(Maildir uses LF line ends)",
+                                           f"sent {as_lf(MESSAGE)[:300]!r}\ngot  {stripped[:300]!r}")
     body_sent = MESSAGE.split(b"\r\n\r\n", 1)[1]
-    check(got.endswith(as_lf(body_sent)), "body bytes identical")
+    assert got.endswith(as_lf(body_sent)), "body bytes identical"
     crlf = pf.delivered(crlf=True)[0]
-    check(ph.strip_added_headers(crlf) == MESSAGE, "delivered(crlf=True) gives back the exact CRLF bytes sent")
-    check(pf.delivered_to("bob@vigil.test") == msgs and pf.delivered_to("carol@vigil.test") == [],
-          "delivered_to() selects by Delivered-To")
-    check(f"{r.queue_id}: to=<bob@vigil.test>, relay=virtual" in pf.log_text(),
-          "log_text() has the delivery line")
-    warnings = [l for l in pf.log_text().splitlines() if "warning" in l or "fatal" in l]
-    check(not warnings, "no warnings in the log", "\n".join(warnings))
+    assert ph.strip_added_headers(crlf) == MESSAGE, "delivered(crlf=True) gives back the exact CRLF bytes sent"
+    assert pf.delivered_to("bob@vigil.test") == msgs and pf.delivered_to("carol@vigil.test") == [], \
+        "delivered_to() selects by Delivered-To"
+    assert f"{r.queue_id}: to=<bob@vigil.test>, relay=virtual" in pf.log_text(), "log_text() has the delivery line"
+    warnings = no_warnings(pf)
+    assert not warnings, why("no warnings in the log", "\n".join(warnings))
 
-    print("1b. the same message through swaks --no-data-fixup, two recipients, one refused")
+
+def test_swaks_delivery(plain):
+    """1b. the same message through swaks --no-data-fixup, two recipients, one refused."""
+    needs_swaks()
+    pf = plain
     rs = pf.send_swaks("alice@example.org", ["bob@vigil.test", "carol@vigil.test", "eve@elsewhere.example"],
                        MESSAGE, helo="swaks.example.net")
-    check(rs.ok and rs.queue_id is not None, f"send_swaks() accepted: {rs.data} (swaks exit {rs.exit_code})",
-          rs.raw_output or "")
+    assert rs.ok and rs.queue_id is not None, \
+        why(f"send_swaks() accepted: {rs.data} (swaks exit {rs.exit_code})", rs.raw_output or "")
     codes = [(a, rep.code) for a, rep in rs.rcpts]
-    check(codes == [("bob@vigil.test", 250), ("carol@vigil.test", 250), ("eve@elsewhere.example", 554)],
-          f"per-recipient replies parsed from the swaks transcript: {codes}")
-    msgs = pf.wait_delivered(3, timeout=15)
+    assert codes == [("bob@vigil.test", 250), ("carol@vigil.test", 250), ("eve@elsewhere.example", 554)], \
+        f"per-recipient replies parsed from the swaks transcript: {codes}"
+    pf.wait_message(rb"^Delivered-To: carol@vigil\.test$", timeout=15)
     carol = pf.delivered_to("carol@vigil.test")
-    check(len(carol) == 1 and ph.strip_added_headers(carol[0]) == as_lf(MESSAGE),
-          "swaks delivery byte-exact", repr(carol[:1])[:400])
-    check(b"helo=<swaks.example.net>" in pf.log_text().encode() or b"from swaks.example.net" in carol[0],
-          "swaks used the given HELO")
-
-    print("1c. a refusal is recorded, not raised")
-    rr = pf.send("alice@example.org", ["eve@elsewhere.example"], MESSAGE)
-    check(rr.failed_stage == "rcpt" and rr.rcpts[0][1].code == 554 and "Relay access denied" in rr.rcpts[0][1].text,
-          f"relay refused at RCPT: {rr.failed_reply}", str(rr))
-    return pf
+    assert len(carol) == 1 and ph.strip_added_headers(carol[0]) == as_lf(MESSAGE), \
+        why("swaks delivery byte-exact", repr(carol[:1])[:400])
+    assert b"helo=<swaks.example.net>" in pf.log_text().encode() or b"from swaks.example.net" in carol[0], \
+        "swaks used the given HELO"
 
 
-def test_dead_milter(base: str) -> None:
-    print("2. milter on a closed port: 451 4.7.1 at MAIL FROM, nothing delivered")
+def test_refusal_is_recorded(plain):
+    """1c. a refusal is recorded, not raised."""
+    rr = plain.send("alice@example.org", ["eve@elsewhere.example"], MESSAGE)
+    assert rr.failed_stage == "rcpt" and rr.rcpts[0][1].code == 554 and "Relay access denied" in rr.rcpts[0][1].text, \
+        why(f"relay refused at RCPT: {rr.failed_reply}", str(rr))
+
+
+def test_dead_milter(launch):
+    """2. milter on a closed port: 451 4.7.1 at MAIL FROM, nothing delivered."""
+    needs_swaks()
     holder, port = closed_port()
     try:
-        pf = ph.PostfixInstance(os.path.join(base, "deadmilter"), milter=f"inet:127.0.0.1:{port}")
-        with pf:
-            check(pf.postconf("smtpd_milters") == f"inet:127.0.0.1:{port}"
-                  and pf.postconf("non_smtpd_milters") == f"inet:127.0.0.1:{port}",
-                  "smtpd_milters and non_smtpd_milters point at the milter")
-            r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
-            check(r.banner is not None and r.banner.code == 220, f"banner still 220 ({r.banner})")
-            check(r.failed_stage == "mail" and r.mail is not None and r.mail.code == 451
-                  and r.mail.text.startswith("4.7.1"),
-                  f"MAIL FROM answered {r.mail}", str(r) + "\n" + "\n".join(r.transcript))
-            rs = pf.send_swaks("alice@example.org", ["bob@vigil.test"], MESSAGE)
-            check(rs.failed_stage == "mail" and rs.mail is not None and rs.mail.code == 451,
-                  f"swaks sees the same: {rs.mail} (exit {rs.exit_code})", rs.raw_output or "")
-            time.sleep(0.5)
-            q = pf.queue_ids()
-            check(pf.delivered() == [] and not any(q.values()), f"nothing delivered or queued: {q}")
-            check("milter inet:127.0.0.1:%d: can't connect" % port in pf.log_text()
-                  or "Connection refused" in pf.log_text(),
-                  "the log shows the failed milter connection")
+        pf = launch.postfix("deadmilter", milter=f"inet:127.0.0.1:{port}")
+        assert (pf.postconf("smtpd_milters") == f"inet:127.0.0.1:{port}"
+                and pf.postconf("non_smtpd_milters") == f"inet:127.0.0.1:{port}"), \
+            "smtpd_milters and non_smtpd_milters point at the milter"
+        r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
+        assert r.banner is not None and r.banner.code == 220, f"banner still 220 ({r.banner})"
+        assert (r.failed_stage == "mail" and r.mail is not None and r.mail.code == 451
+                and r.mail.text.startswith("4.7.1")), \
+            why(f"MAIL FROM answered {r.mail}", str(r) + "\n" + "\n".join(r.transcript))
+        rs = pf.send_swaks("alice@example.org", ["bob@vigil.test"], MESSAGE)
+        assert rs.failed_stage == "mail" and rs.mail is not None and rs.mail.code == 451, \
+            why(f"swaks sees the same: {rs.mail} (exit {rs.exit_code})", rs.raw_output or "")
+        time.sleep(0.5)
+        q = pf.queue_ids()
+        assert pf.delivered() == [] and not any(q.values()), f"nothing delivered or queued: {q}"
+        assert ("milter inet:127.0.0.1:%d: can't connect" % port in pf.log_text()
+                or "Connection refused" in pf.log_text()), "the log shows the failed milter connection"
     finally:
         holder.close()
 
 
-def test_hold(base: str) -> None:
-    print("3. HOLD from smtpd_end_of_data_restrictions: hold_queue() returns the id")
-    pf = ph.PostfixInstance(os.path.join(base, "hold"), extra_main_cf={
+def test_hold_and_release(launch):
+    """3. HOLD from smtpd_end_of_data_restrictions: hold_queue() returns the id."""
+    pf = launch.postfix("hold", extra_main_cf={
         "smtpd_end_of_data_restrictions":
             "check_client_access inline:{{127.0.0.1=HOLD quarantined by the self-test}}"})
-    with pf:
-        r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
-        check(r.ok, f"accepted: {r.data}", str(r))
-        held = pf.hold_queue()
-        check(held == [r.queue_id], f"hold_queue() == [{r.queue_id}]: {held}")
-        q = pf.queue_ids()
-        check(q["hold"] == [r.queue_id] and not q["active"] and not q["incoming"] and not q["deferred"],
-              f"queue_ids(): {q}")
-        time.sleep(0.5)
-        check(pf.delivered() == [], "nothing delivered while held")
-        qm = pf.queued_message(r.queue_id)
-        check(ph.strip_added_headers(qm) == as_lf(MESSAGE), "queued_message() returns the held message",
-              repr(qm[:300]))
-        pf.wait_log(rf"{r.queue_id}: hold: .*quarantined by the self-test")
-        check(True, "the log records the hold")
-        pf.release(r.queue_id)
-        msgs = pf.wait_delivered(1, timeout=15)
-        check(len(msgs) == 1 and pf.hold_queue() == [], "release() delivers it and empties the hold queue")
+    r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
+    assert r.ok, why(f"accepted: {r.data}", str(r))
+    held = pf.hold_queue()
+    assert held == [r.queue_id], f"hold_queue() == [{r.queue_id}]: {held}"
+    q = pf.queue_ids()
+    assert q["hold"] == [r.queue_id] and not q["active"] and not q["incoming"] and not q["deferred"], \
+        f"queue_ids(): {q}"
+    time.sleep(0.5)
+    assert pf.delivered() == [], "nothing delivered while held"
+    qm = pf.queued_message(r.queue_id)
+    assert ph.strip_added_headers(qm) == as_lf(MESSAGE), \
+        why("queued_message() returns the held message", repr(qm[:300]))
+    assert pf.wait_log(rf"{r.queue_id}: hold: .*quarantined by the self-test"), "the log records the hold"
+    pf.release(r.queue_id)
+    msgs = pf.wait_delivered(1, timeout=15)
+    assert len(msgs) == 1 and pf.hold_queue() == [], "release() delivers it and empties the hold queue"
 
 
-def test_two_instances(base: str, first: ph.PostfixInstance) -> None:
-    print("4. two instances at the same time")
-    second = ph.PostfixInstance(os.path.join(base, "second"))
-    with second:
-        check(first.running() and second.running(), "both masters are running")
-        check(first.port != second.port, f"different ports: {first.port} and {second.port}")
-        before = len(first.delivered())
-        m1 = MESSAGE.replace(b"Subject: byte-exact test", b"Subject: to the first")
-        m2 = MESSAGE.replace(b"Subject: byte-exact test", b"Subject: to the second")
-        results = {}
+def test_two_instances(plain, launch):
+    """4. two instances at the same time."""
+    first = plain
+    second = launch.postfix("second")
+    assert first.running() and second.running(), "both masters are running"
+    assert first.port != second.port, f"different ports: {first.port} and {second.port}"
+    before = len(first.delivered())
+    m1 = MESSAGE.replace(b"Subject: byte-exact test", b"Subject: to the first")
+    m2 = MESSAGE.replace(b"Subject: byte-exact test", b"Subject: to the second")
+    results = {}
 
-        def go(name, inst, msg):
-            results[name] = inst.send("alice@example.org", ["dave@vigil.test"], msg)
+    def go(name, inst, msg):
+        results[name] = inst.send("alice@example.org", ["dave@vigil.test"], msg)
 
-        threads = [threading.Thread(target=go, args=("1", first, m1)),
-                   threading.Thread(target=go, args=("2", second, m2))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        check(results["1"].ok and results["2"].ok, "both accepted concurrently",
-              f"{results['1']}\n{results['2']}")
-        a = first.wait_delivered(before + 1, timeout=15)
-        b = second.wait_delivered(1, timeout=15)
-        check(len(a) == before + 1 and b"Subject: to the first" in a[-1], "first got its own message")
-        check(len(b) == 1 and b"Subject: to the second" in b[0], "second got only its own message")
-        check(first.master_pid != second.master_pid, "separate master processes")
-    check(first.running() and not second.running(), "stopping the second leaves the first running")
-
-    print("4b. domains=('*',): every domain is delivered locally (outbound tests)")
-    anyd = ph.PostfixInstance(os.path.join(base, "anydomain"), domains=("*",))
-    with anyd:
-        r = anyd.send("bob@vigil.test", ["someone@example.com", "x@vigil.test"], MESSAGE)
-        check(r.ok and [rep.code for _, rep in r.rcpts] == [250, 250], f"both recipients accepted: {r}")
-        anyd.wait_delivered(2, timeout=15)
-        check(len(anyd.delivered_to("someone@example.com")) == 1, "mail to example.com is in the Maildir")
-        warnings = [l for l in anyd.log_text().splitlines() if "warning" in l or "fatal" in l]
-        check(not warnings, "no warnings in its log", "\n".join(warnings))
+    threads = [threading.Thread(target=go, args=("1", first, m1)),
+               threading.Thread(target=go, args=("2", second, m2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["1"].ok and results["2"].ok, why("both accepted concurrently", f"{results['1']}\n{results['2']}")
+    a = first.wait_delivered(before + 1, timeout=15)
+    b = second.wait_delivered(1, timeout=15)
+    assert len(a) == before + 1 and b"Subject: to the first" in a[-1], "first got its own message"
+    assert len(b) == 1 and b"Subject: to the second" in b[0], "second got only its own message"
+    assert first.master_pid != second.master_pid, "separate master processes"
+    second.stop()
+    assert first.running() and not second.running(), "stopping the second leaves the first running"
 
 
-def test_milter_path(base: str) -> None:
-    print("5. a minimal milter: protocol 6, header added, XCLIENT, non_smtpd_milters")
+def test_any_domain(launch):
+    """4b. domains=('*',): every domain is delivered locally (outbound tests)."""
+    anyd = launch.postfix("anydomain", domains=("*",))
+    r = anyd.send("bob@vigil.test", ["someone@example.com", "x@vigil.test"], MESSAGE)
+    assert r.ok and [rep.code for _, rep in r.rcpts] == [250, 250], f"both recipients accepted: {r}"
+    anyd.wait_delivered(2, timeout=15)
+    assert len(anyd.delivered_to("someone@example.com")) == 1, "mail to example.com is in the Maildir"
+    warnings = no_warnings(anyd)
+    assert not warnings, why("no warnings in its log", "\n".join(warnings))
+
+
+def test_milter_path(launch):
+    """5. a minimal milter: protocol 6, header added, XCLIENT, non_smtpd_milters."""
     milter = FakeMilter()
     try:
-        pf = ph.PostfixInstance(os.path.join(base, "fakemilter"), milter=milter.spec)
-        with pf:
-            r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
-            check(r.ok, f"accepted through the milter: {r.data}", str(r) + "\n" + pf._log_tail())
-            got = pf.wait_delivered(1, timeout=15)[0]
-            check(b"\nX-Fake-Milter: seen\n" in got, "the header added by the milter is delivered")
-            check(ph.strip_added_headers(got) == as_lf(MESSAGE).replace(b"\n\n", b"\nX-Fake-Milter: seen\n\n", 1),
-                  "the rest of the message is untouched (header appended at the end of the header block)")
-            with milter.lock:
-                conns = [e for e in milter.events if e[0] == "connect"]
-            check(conns[:1] == [("connect", "[127.0.0.1]", "4", "127.0.0.1")],
-                  f"milter connect event: {conns[:1]} (smtpd_peername_lookup = no: Postfix "
-                  "passes the unknown name as [address])")
+        pf = launch.postfix("fakemilter", milter=milter.spec)
+        r = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
+        assert r.ok, why(f"accepted through the milter: {r.data}", str(r) + "\n" + pf._log_tail())
+        got = pf.wait_delivered(1, timeout=15)[0]
+        assert b"\nX-Fake-Milter: seen\n" in got, "the header added by the milter is delivered"
+        assert ph.strip_added_headers(got) == as_lf(MESSAGE).replace(b"\n\n", b"\nX-Fake-Milter: seen\n\n", 1), \
+            "the rest of the message is untouched (header appended at the end of the header block)"
+        with milter.lock:
+            conns = [e for e in milter.events if e[0] == "connect"]
+        assert conns[:1] == [("connect", "[127.0.0.1]", "4", "127.0.0.1")], \
+            (f"milter connect event: {conns[:1]} (smtpd_peername_lookup = no: Postfix "
+             "passes the unknown name as [address])")
 
-            r2 = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE,
-                         xclient={"ADDR": "192.0.2.7", "NAME": "mail.example.com", "HELO": "mail.example.com"})
-            check(r2.ok and r2.xclient is not None and r2.xclient.code == 220, f"XCLIENT accepted: {r2.xclient}",
-                  str(r2))
-            pf.wait_delivered(2, timeout=15)
-            with milter.lock:
-                conns = [e for e in milter.events if e[0] == "connect"]
-            check(conns[-1] == ("connect", "mail.example.com", "4", "192.0.2.7"),
-                  f"after XCLIENT the milter got a new connect event for mail.example.com / "
-                  f"192.0.2.7: {conns}")
+        r2 = pf.send("alice@example.org", ["bob@vigil.test"], MESSAGE,
+                     xclient={"ADDR": "192.0.2.7", "NAME": "mail.example.com", "HELO": "mail.example.com"})
+        assert r2.ok and r2.xclient is not None and r2.xclient.code == 220, \
+            why(f"XCLIENT accepted: {r2.xclient}", str(r2))
+        pf.wait_delivered(2, timeout=15)
+        with milter.lock:
+            conns = [e for e in milter.events if e[0] == "connect"]
+        assert conns[-1] == ("connect", "mail.example.com", "4", "192.0.2.7"), \
+            f"after XCLIENT the milter got a new connect event for mail.example.com / 192.0.2.7: {conns}"
 
-            p = pf.sendmail("root@example.org", ["carol@vigil.test"], b"Subject: local\n\nhello\n")
-            check(p.returncode == 0, f"sendmail -C DIR exit {p.returncode}", (p.stdout + p.stderr).decode())
-            carol = None
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not carol:
-                carol = pf.delivered_to("carol@vigil.test")
-                time.sleep(0.05)
-            check(bool(carol) and b"\nX-Fake-Milter: seen\n" in carol[0],
-                  "a sendmail submission went through non_smtpd_milters", repr(carol)[:300] + pf._log_tail())
+        p = pf.sendmail("root@example.org", ["carol@vigil.test"], b"Subject: local\n\nhello\n")
+        assert p.returncode == 0, why(f"sendmail -C DIR exit {p.returncode}", (p.stdout + p.stderr).decode())
+        carol = vf.wait_until(lambda: pf.delivered_to("carol@vigil.test"), 15, 0.05)
+        assert bool(carol) and b"\nX-Fake-Milter: seen\n" in carol[0], \
+            why("a sendmail submission went through non_smtpd_milters", repr(carol)[:300] + pf._log_tail())
     finally:
         milter.close()
 
 
-def test_teardown(base: str, plain: ph.PostfixInstance) -> None:
-    print("6. teardown")
-    plain.stop()
-    check(not plain.running() and no_instance_processes(plain) == [],
-          "stop() leaves no process of the instance")
-    plain.stop()
-    check(True, "stop() twice is harmless")
+def test_stop_leaves_no_process(plain):
+    """6. teardown: stop() leaves nothing behind, and a second stop() is harmless. The last test of the
+    shared instance: it stops it."""
+    pf = plain
+    pf.stop()
+    assert not pf.running() and no_instance_processes(pf) == [], "stop() leaves no process of the instance"
+    pf.stop()
+    assert not pf.running() and no_instance_processes(pf) == [], "stop() twice is harmless"
 
-    # A test process that dies by SIGKILL: its watchdog must stop the instance.
-    wd = os.path.join(base, "killed")
+
+def test_watchdog_stops_instance_of_killed_process(workdir):
+    """6. a test process that dies by SIGKILL: its watchdog must stop the instance."""
+    wd = os.path.join(workdir, "killed")
     child = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
-sys.path.insert(0, {os.path.join(REPO, 'test', 'support')!r})
+sys.path.insert(0, {os.path.dirname(os.path.abspath(ph.__file__))!r})
 import postfix_harness as ph
 pf = ph.PostfixInstance({wd!r})
 pf.start()
 print(pf.master_pid, flush=True)
 time.sleep(600)
 """], stdout=subprocess.PIPE, text=True)
-    line = child.stdout.readline().strip()
     probe = ph.PostfixInstance(wd)  # not started: used to query the directories only
-    master = int(line) if line.isdigit() else None
-    check(master is not None and probe.running(), f"child started an instance (master {master})")
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (probe.running() or no_instance_processes(probe)):
-        time.sleep(0.1)
-    check(not probe.running() and no_instance_processes(probe) == [],
-          "after SIGKILL of the test process the watchdog stopped its instance",
-          open(os.path.join(wd, "watchdog.log")).read() if os.path.exists(os.path.join(wd, "watchdog.log")) else "")
-
-    print("6b. quick_start=True (harness makes the queue directories, Postfix's checks skipped)")
-    quick = ph.PostfixInstance(os.path.join(base, "quick"), quick_start=True)
-    t0 = time.monotonic()
-    with quick:
-        took = time.monotonic() - t0
-        p = subprocess.run([ph.POSTFIX, "-c", quick.config_dir, "check"], capture_output=True, text=True)
-        check(p.returncode == 0 and not (p.stdout + p.stderr).strip(),
-              "`postfix check` accepts the queue directories the harness made",
-              f"exit {p.returncode}: {p.stdout}{p.stderr}")
-        r = quick.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
-        check(r.ok and len(quick.wait_delivered(1, timeout=15)) == 1,
-              f"quick start ({took:.2f}s) delivers too")
-        warnings = [l for l in quick.log_text().splitlines() if "warning" in l or "fatal" in l]
-        check(not warnings, "no warnings in its log", "\n".join(warnings))
-
-
-def main() -> int:
-    if os.geteuid() != 0:
-        print("postfix_selftest: must run as root", file=sys.stderr)
-        return 2
-    for tool in (ph.POSTFIX, ph.SWAKS):
-        if not os.path.exists(tool):
-            print(f"postfix_selftest: {tool} not installed", file=sys.stderr)
-            return 2
-    base = tempfile.mkdtemp(prefix="vigil-postfix-selftest-")
-    started = time.monotonic()
-    plain = None
-    ok = False
     try:
-        plain = test_plain_delivery(base)
-        test_dead_milter(base)
-        test_hold(base)
-        test_two_instances(base, plain)
-        test_milter_path(base)
-        test_teardown(base, plain)
-        ok = True
-    except Exception:  # noqa: BLE001 - report and fail
-        traceback.print_exc()
-        FAILURES.append("exception")
+        line = child.stdout.readline().strip()
+        master = int(line) if line.isdigit() else None
+        assert master is not None and probe.running(), f"child started an instance (master {master})"
     finally:
-        if plain is not None:
-            plain.stop()
-    took = time.monotonic() - started
-    if FAILURES or not ok:
-        print(f"postfix_selftest: FAILED ({len(FAILURES)} failures, {took:.1f}s); work dir kept: {base}")
-        for f in FAILURES:
-            print(f"  - {f}")
-        return 1
-    shutil.rmtree(base, ignore_errors=True)
-    print(f"postfix_selftest: all checks passed in {took:.1f}s")
-    return 0
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    vf.wait_until(lambda: not probe.running() and not no_instance_processes(probe), 15, 0.1)
+    watchdog_log = os.path.join(wd, "watchdog.log")
+    assert not probe.running() and no_instance_processes(probe) == [], \
+        why("after SIGKILL of the test process the watchdog stopped its instance",
+            open(watchdog_log).read() if os.path.exists(watchdog_log) else "")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def test_quick_start(launch):
+    """6b. quick_start=True (harness makes the queue directories, Postfix's checks skipped)."""
+    t0 = time.monotonic()
+    quick = launch.postfix("quick", quick_start=True)
+    took = time.monotonic() - t0
+    p = subprocess.run([ph.POSTFIX, "-c", quick.config_dir, "check"], capture_output=True, text=True)
+    assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), \
+        why("`postfix check` accepts the queue directories the harness made",
+            f"exit {p.returncode}: {p.stdout}{p.stderr}")
+    r = quick.send("alice@example.org", ["bob@vigil.test"], MESSAGE)
+    assert r.ok and len(quick.wait_delivered(1, timeout=15)) == 1, f"quick start ({took:.2f}s) delivers too"
+    warnings = no_warnings(quick)
+    assert not warnings, why("no warnings in its log", "\n".join(warnings))

@@ -100,6 +100,9 @@ Methods
     ``wait_delivered(count, timeout=30, crlf=False)`` -> list[bytes]  waits for at
         least ``count`` delivered messages; TimeoutError with the queue state and
         the log tail otherwise.
+    ``wait_message(pattern, timeout=30, crlf=False)`` (extension) -> bytes | None
+        the first delivered message in which the regular expression ``pattern`` is
+        found (re.M, on the LF text), waiting up to ``timeout`` s; None if none came.
     ``hold_queue()`` -> list[str]  queue ids in the hold queue (quarantine).
     ``queue_ids()`` -> dict[str, list[str]]  maildrop, incoming, active, deferred,
         hold, corrupt (read from the queue directories).
@@ -767,27 +770,40 @@ class PostfixInstance:
             # A previous run in the same workdir that was never stopped.
             if os.path.isdir(self.queue_dir):
                 stop_instance(self.config_dir, self.queue_dir)
-            attempts = 3 if self.requested_port == 0 else 1
-            last_error = None
-            for _ in range(attempts):
-                self.port = self.requested_port or _free_port()
-                self._write_config()
-                p = self._run([POSTFIX, "-c", self.config_dir, "start"], check=False, timeout=timeout)
-                if p.returncode == 0:
-                    break
-                last_error = (f"postfix -c {self.config_dir} start failed (exit {p.returncode}):\n"
-                              f"{p.stdout.decode(errors='replace')}{p.stderr.decode(errors='replace')}"
-                              f"{self._log_tail()}")
-                stop_instance(self.config_dir, self.queue_dir)
-                if "Address already in use" not in last_error:
-                    break
-            else:
-                raise HarnessError(last_error or "postfix start failed")
-            if p.returncode != 0:
-                raise HarnessError(last_error or "postfix start failed")
-            _live_instances.add(self)
+            # The watchdog first: a test process killed while `postfix start` runs (a ctest
+            # timeout, SIGKILL) must not leave behind the instance it was starting.
+            os.makedirs(self.workdir, exist_ok=True)
             self._start_watchdog()
-            self._wait_ready(timeout)
+            try:
+                self._start(timeout)
+            except BaseException:
+                if os.path.isdir(self.queue_dir):
+                    stop_instance(self.config_dir, self.queue_dir)
+                _live_instances.discard(self)
+                self._stop_watchdog()
+                raise
+
+    def _start(self, timeout: float) -> None:
+        attempts = 3 if self.requested_port == 0 else 1
+        last_error = None
+        for _ in range(attempts):
+            self.port = self.requested_port or _free_port()
+            self._write_config()
+            p = self._run([POSTFIX, "-c", self.config_dir, "start"], check=False, timeout=timeout)
+            if p.returncode == 0:
+                break
+            last_error = (f"postfix -c {self.config_dir} start failed (exit {p.returncode}):\n"
+                          f"{p.stdout.decode(errors='replace')}{p.stderr.decode(errors='replace')}"
+                          f"{self._log_tail()}")
+            stop_instance(self.config_dir, self.queue_dir)
+            if "Address already in use" not in last_error:
+                break
+        else:
+            raise HarnessError(last_error or "postfix start failed")
+        if p.returncode != 0:
+            raise HarnessError(last_error or "postfix start failed")
+        _live_instances.add(self)
+        self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -797,7 +813,6 @@ class PostfixInstance:
                 self.master_pid = master
                 return
             if time.monotonic() >= deadline:
-                self.stop()
                 raise HarnessError(f"Postfix master for {self.workdir} not listening on "
                                    f"{HOST}:{self.port} after {timeout}s{self._log_tail()}")
             time.sleep(0.02)
@@ -815,6 +830,22 @@ class PostfixInstance:
         finally:
             log.close()
 
+    def _stop_watchdog(self) -> None:
+        """Tells the watchdog that the instance is stopped and waits for it to exit."""
+        if self._watchdog is None:
+            return
+        try:
+            self._watchdog.stdin.write(b"stopped\n")
+            self._watchdog.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._watchdog.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._watchdog.kill()
+            self._watchdog.wait()
+        self._watchdog = None
+
     def stop(self) -> None:
         with self._lock:
             notes = stop_instance(self.config_dir, self.queue_dir) if os.path.isdir(self.queue_dir) else []
@@ -822,18 +853,7 @@ class PostfixInstance:
                 print(f"postfix_harness: {self.workdir}: {n}", file=sys.stderr)
             self.master_pid = None
             _live_instances.discard(self)
-            if self._watchdog is not None:
-                try:
-                    self._watchdog.stdin.write(b"stopped\n")
-                    self._watchdog.stdin.close()
-                except OSError:
-                    pass
-                try:
-                    self._watchdog.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._watchdog.kill()
-                    self._watchdog.wait()
-                self._watchdog = None
+            self._stop_watchdog()
 
     def running(self) -> bool:
         return _master_of(self.config_dir, self.queue_dir) is not None
@@ -1034,6 +1054,22 @@ class PostfixInstance:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{len(files)} of {count} messages delivered after {timeout}s; "
                                    f"queues: {self.queue_ids()}{self._log_tail()}")
+            time.sleep(0.05)
+
+    def wait_message(self, pattern: bytes | str, timeout: float = 30, crlf: bool = False) -> bytes | None:
+        """The first delivered message (oldest first) in which the regular expression `pattern`
+        (re.M; the message has LF line ends) is found, waiting up to `timeout` seconds; None when
+        none came. Returned with CRLF line ends when `crlf`."""
+        if isinstance(pattern, str):
+            pattern = pattern.encode()
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            for msg in self.delivered():
+                if rx.search(msg):
+                    return msg.replace(b"\n", b"\r\n") if crlf else msg
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.05)
 
     # ---------------------------------------------------------------- queues

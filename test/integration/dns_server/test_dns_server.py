@@ -4,22 +4,22 @@
 Starts the server on a free port with the zones in this folder and checks every feature with dig (from
 dnsutils) and with raw sockets where dig would hide what happened on the wire.
 
-usage: test_dns_server.py PATH/TO/vigil-test-dns
+usage: pytest test/integration/dns_server/test_dns_server.py [--vigil-test-dns PATH] [-k NAME]
 """
 
 import concurrent.futures
 import os
 import random
 import re
-import select
 import shutil
-import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
+
+import pytest
+import vigil_fixtures as vf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZONE = os.path.join(HERE, "example.test.zone")
@@ -29,51 +29,30 @@ TYPE_A = 1
 TYPE_TXT = 16
 
 
-class CheckFailed(Exception):
-    pass
+@pytest.fixture(scope="module", autouse=True)
+def dig_installed():
+    assert shutil.which("dig") is not None, "dig not found: install dnsutils"
 
 
-def expect(condition, message):
-    if not condition:
-        raise CheckFailed(message)
+@pytest.fixture(scope="module")
+def log_path(workdir):
+    return os.path.join(workdir, "queries.log")
 
 
-# --------------------------------------------------------------------------------------------------------
-# Server process
-
-
-class Server:
-    def __init__(self, binary, args, log_path=None):
-        cmd = [binary, "--listen", "127.0.0.1", "--port", "0"] + args
-        if log_path:
-            cmd += ["--log", log_path]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline() if ready else ""
-        match = re.fullmatch(r"port (\d+)\n", line)
-        if not match:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-            raise RuntimeError(f"server did not print 'port N' (got {line!r}); stderr: {err}")
-        self.port = int(match.group(1))
-        self.stderr = ""
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        """Sends SIGTERM; returns the exit status (None if it had to be killed). Keeps stderr in .stderr."""
-        if self.proc.returncode is not None:
-            return self.proc.returncode
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, self.stderr = self.proc.communicate(timeout=5)
-            return self.proc.returncode
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, self.stderr = self.proc.communicate()
-            return None
+@pytest.fixture(scope="module")
+def srv(module_launch, log_path):
+    """The server every test below shares: the zones of this folder and one of each fault."""
+    return module_launch.dns([ZONE, REVERSE_ZONE], [
+        "--servfail", "faulty.example.test/TXT",
+        "--servfail", "*.sf.example.test",
+        "--refused", "faulty.example.test/MX",
+        "--timeout", "*.slow.example.test",
+        "--malformed", "broken.example.test",
+        "--truncate", "faulty.example.test/A",
+        "--wrong-id", "wrongid.example.test",
+        "--delay", "slow.example.test=300",
+        "--ttl-override", "mail.example.test/AAAA=4294967295",
+    ], log=log_path)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -179,19 +158,9 @@ def tcp_frame(message):
     return struct.pack(">H", len(message)) + message
 
 
-def recv_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        data += chunk
-    return data
-
-
 def recv_frame(sock):
-    (length,) = struct.unpack(">H", recv_exact(sock, 2))
-    return recv_exact(sock, length)
+    (length,) = struct.unpack(">H", vf.recv_exact(sock, 2))
+    return vf.recv_exact(sock, length)
 
 
 def closed_by_server(sock, within):
@@ -212,195 +181,195 @@ def closed_by_server(sock, within):
 # Checks against the main server
 
 
-def check_a_records(srv):
+def test_a_records(srv):
     r = dig(srv.port, "www.example.test")
-    expect(r.status == "NOERROR", f"status {r.status}\n{r}")
-    expect("aa" in r.flags, f"AA bit missing: {r.flags}")
-    expect(r.rdata("A") == ["192.0.2.80", "192.0.2.81"], f"A rdata {r.answer}")
-    expect(all(rec[1] == 3600 for rec in r.answer), f"TTL from $TTL expected 3600: {r.answer}")
+    assert r.status == "NOERROR", f"status {r.status}\n{r}"
+    assert "aa" in r.flags, f"AA bit missing: {r.flags}"
+    assert r.rdata("A") == ["192.0.2.80", "192.0.2.81"], f"A rdata {r.answer}"
+    assert all(rec[1] == 3600 for rec in r.answer), f"TTL from $TTL expected 3600: {r.answer}"
     r = dig(srv.port, "mail.example.test")
-    expect(r.answer == [("mail.example.test.", 600, "A", "192.0.2.25")], f"explicit TTL 600: {r.answer}")
+    assert r.answer == [("mail.example.test.", 600, "A", "192.0.2.25")], f"explicit TTL 600: {r.answer}"
 
 
-def check_case_insensitive(srv):
+def test_case_insensitive(srv):
     r = dig(srv.port, "WwW.ExAmPlE.TeSt")
-    expect(r.status == "NOERROR" and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], str(r))
+    assert r.status == "NOERROR" and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], str(r)
 
 
-def check_aaaa(srv):
+def test_aaaa(srv):
     r = dig(srv.port, "mail.example.test", "AAAA")
-    expect(r.status == "NOERROR" and r.rdata("AAAA") == ["2001:db8::25"], str(r))
+    assert r.status == "NOERROR" and r.rdata("AAAA") == ["2001:db8::25"], str(r)
 
 
-def check_ttl_override(srv):
+def test_ttl_override(srv):
     r = dig(srv.port, "mail.example.test", "AAAA")
-    expect(r.answer and r.answer[0][1] == 4294967295, f"TTL override to 4294967295: {r.answer}")
+    assert r.answer and r.answer[0][1] == 4294967295, f"TTL override to 4294967295: {r.answer}"
     r = dig(srv.port, "mail.example.test", "A")
-    expect(r.answer and r.answer[0][1] == 600, f"override is for AAAA only, A keeps 600: {r.answer}")
+    assert r.answer and r.answer[0][1] == 600, f"override is for AAAA only, A keeps 600: {r.answer}"
 
 
-def check_txt(srv):
+def test_txt(srv):
     r = dig(srv.port, "txt.example.test", "TXT")
-    expect(r.rdata("TXT") == ['"v=spf1 -all"'], str(r))
+    assert r.rdata("TXT") == ['"v=spf1 -all"'], str(r)
     r = dig(srv.port, "multi.example.test", "TXT")
-    expect(r.rdata("TXT") == ['"part one" "part two"'], f"two character-strings: {r.answer}")
+    assert r.rdata("TXT") == ['"part one" "part two"'], f"two character-strings: {r.answer}"
 
 
-def check_long_txt_split(srv):
+def test_long_txt_split(srv):
     r = dig(srv.port, "dkim._domainkey.example.test", "TXT")
     first = "v=DKIM1; k=rsa; p=" + "A" * (255 - len("v=DKIM1; k=rsa; p="))
     expected = f'"{first}" "{"B" * 44}"'
-    expect(r.rdata("TXT") == [expected], f"255+44 split expected, got {r.answer}")
+    assert r.rdata("TXT") == [expected], f"255+44 split expected, got {r.answer}"
     # dig shows what it parsed; the raw packet proves the length octets are 255 and 44.
     with udp_socket(srv.port) as s:
         s.send(build_query(0x4444, "dkim._domainkey.example.test", TYPE_TXT, edns=True))
         resp = parse_response(s.recv(4096))
     rdata = resp["answer"][0][2]
-    expect(rdata[0] == 255 and rdata[256] == 44 and len(rdata) == 1 + 255 + 1 + 44, f"raw TXT {rdata!r}")
+    assert rdata[0] == 255 and rdata[256] == 44 and len(rdata) == 1 + 255 + 1 + 44, f"raw TXT {rdata!r}"
 
 
-def check_mx(srv):
+def test_mx(srv):
     r = dig(srv.port, "example.test", "MX")
-    expect(r.rdata("MX") == ["10 mail.example.test.", "20 backup.mail.example.test."], str(r))
+    assert r.rdata("MX") == ["10 mail.example.test.", "20 backup.mail.example.test."], str(r)
 
 
-def check_ptr(srv):
+def test_ptr(srv):
     r = dig(srv.port, "25.2.0.192.in-addr.arpa", "PTR")
-    expect(r.answer == [("25.2.0.192.in-addr.arpa.", 86400, "PTR", "mail.example.test.")], str(r))
+    assert r.answer == [("25.2.0.192.in-addr.arpa.", 86400, "PTR", "mail.example.test.")], str(r)
     r = dig(srv.port, "-x", "192.0.2.26")
-    expect(r.status == "NXDOMAIN", f"-x 192.0.2.26: {r.status}")
+    assert r.status == "NXDOMAIN", f"-x 192.0.2.26: {r.status}"
 
 
-def check_soa_and_ns(srv):
+def test_soa_and_ns(srv):
     r = dig(srv.port, "example.test", "SOA")
-    expect(r.answer and r.answer[0][2] == "SOA" and r.answer[0][3].startswith("ns1.example.test."), str(r))
+    assert r.answer and r.answer[0][2] == "SOA" and r.answer[0][3].startswith("ns1.example.test."), str(r)
     r = dig(srv.port, "example.test", "NS")
-    expect(r.rdata("NS") == ["ns1.example.test."], str(r))
+    assert r.rdata("NS") == ["ns1.example.test."], str(r)
 
 
-def check_nxdomain(srv):
+def test_nxdomain(srv):
     r = dig(srv.port, "nope.example.test")
-    expect(r.status == "NXDOMAIN" and "aa" in r.flags and not r.answer, str(r))
+    assert r.status == "NXDOMAIN" and "aa" in r.flags and not r.answer, str(r)
     # RFC 2308: the SOA in a negative answer carries min(SOA TTL 3600, MINIMUM 300).
-    expect(len(r.authority) == 1 and r.authority[0][2] == "SOA" and r.authority[0][1] == 300, str(r))
+    assert len(r.authority) == 1 and r.authority[0][2] == "SOA" and r.authority[0][1] == 300, str(r)
 
 
-def check_nodata(srv):
+def test_nodata(srv):
     r = dig(srv.port, "mail.example.test", "MX")
-    expect(r.status == "NOERROR" and not r.answer, str(r))
-    expect(r.authority and r.authority[0][2] == "SOA", f"SOA in authority: {r}")
+    assert r.status == "NOERROR" and not r.answer, str(r)
+    assert r.authority and r.authority[0][2] == "SOA", f"SOA in authority: {r}"
 
 
-def check_empty_non_terminal(srv):
+def test_empty_non_terminal(srv):
     for name in ("ent.example.test", "c.ent.example.test"):
         r = dig(srv.port, name)
-        expect(r.status == "NOERROR" and not r.answer, f"{name} is an empty non-terminal:\n{r}")
-        expect(r.authority and r.authority[0][2] == "SOA", f"{name}: SOA in authority:\n{r}")
+        assert r.status == "NOERROR" and not r.answer, f"{name} is an empty non-terminal:\n{r}"
+        assert r.authority and r.authority[0][2] == "SOA", f"{name}: SOA in authority:\n{r}"
     r = dig(srv.port, "b.c.ent.example.test")
-    expect(r.rdata("A") == ["192.0.2.7"], str(r))
+    assert r.rdata("A") == ["192.0.2.7"], str(r)
     r = dig(srv.port, "x.b.c.ent.example.test")
-    expect(r.status == "NXDOMAIN", f"below a leaf: {r.status}")
+    assert r.status == "NXDOMAIN", f"below a leaf: {r.status}"
 
 
-def check_cname(srv):
+def test_cname(srv):
     r = dig(srv.port, "alias.example.test")
-    expect(r.status == "NOERROR", str(r))
-    expect([x[2] for x in r.answer] == ["CNAME", "A", "A"], f"CNAME then target A records: {r.answer}")
-    expect(r.answer[0][3] == "www.example.test." and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], str(r))
+    assert r.status == "NOERROR", str(r)
+    assert [x[2] for x in r.answer] == ["CNAME", "A", "A"], f"CNAME then target A records: {r.answer}"
+    assert r.answer[0][3] == "www.example.test." and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], str(r)
     r = dig(srv.port, "alias.example.test", "CNAME")
-    expect([x[2] for x in r.answer] == ["CNAME"], f"qtype CNAME is not followed: {r.answer}")
+    assert [x[2] for x in r.answer] == ["CNAME"], f"qtype CNAME is not followed: {r.answer}"
     r = dig(srv.port, "chain1.example.test")
-    expect([x[2] for x in r.answer] == ["CNAME", "CNAME", "A", "A"], f"chain: {r.answer}")
+    assert [x[2] for x in r.answer] == ["CNAME", "CNAME", "A", "A"], f"chain: {r.answer}"
     r = dig(srv.port, "dangling.example.test")
-    expect(r.status == "NXDOMAIN" and [x[2] for x in r.answer] == ["CNAME"], f"dangling CNAME: {r}")
+    assert r.status == "NXDOMAIN" and [x[2] for x in r.answer] == ["CNAME"], f"dangling CNAME: {r}"
     r = dig(srv.port, "outside.example.test")
-    expect(r.status == "NOERROR" and r.answer == [("outside.example.test.", 3600, "CNAME",
-                                                   "host.elsewhere.invalid.")], f"CNAME out of zone: {r}")
+    assert (r.status == "NOERROR" and r.answer == [("outside.example.test.", 3600, "CNAME",
+                                                   "host.elsewhere.invalid.")]), f"CNAME out of zone: {r}"
 
 
-def check_cname_loop(srv):
+def test_cname_loop(srv):
     r = dig(srv.port, "loop1.example.test")
-    expect(r.status == "NOERROR", f"loop must still be answered: {r}")
+    assert r.status == "NOERROR", f"loop must still be answered: {r}"
     cnames = [x for x in r.answer if x[2] == "CNAME"]
-    expect(1 <= len(cnames) <= 8, f"bounded chain: {r.answer}")
-    expect(srv.alive(), "server died on a CNAME loop")
+    assert 1 <= len(cnames) <= 8, f"bounded chain: {r.answer}"
+    assert srv.alive(), "server died on a CNAME loop"
 
 
-def check_wildcard(srv):
+def test_wildcard(srv):
     r = dig(srv.port, "a.b.wild.example.test")
-    expect(r.answer == [("a.b.wild.example.test.", 3600, "A", "192.0.2.99")], f"synthesised owner: {r}")
+    assert r.answer == [("a.b.wild.example.test.", 3600, "A", "192.0.2.99")], f"synthesised owner: {r}"
     r = dig(srv.port, "x.wild.example.test", "TXT")
-    expect(r.rdata("TXT") == ['"wildcard"'], str(r))
+    assert r.rdata("TXT") == ['"wildcard"'], str(r)
     r = dig(srv.port, "x.wild.example.test", "MX")
-    expect(r.status == "NOERROR" and not r.answer, f"wildcard NODATA: {r}")
+    assert r.status == "NOERROR" and not r.answer, f"wildcard NODATA: {r}"
     # RFC 4592: an existing name is never wildcard-matched, not even for types it lacks.
     r = dig(srv.port, "exists.wild.example.test", "TXT")
-    expect(r.rdata("TXT") == ['"explicit"'], str(r))
+    assert r.rdata("TXT") == ['"explicit"'], str(r)
     r = dig(srv.port, "exists.wild.example.test", "A")
-    expect(r.status == "NOERROR" and not r.answer, f"existing name must not match *: {r}")
+    assert r.status == "NOERROR" and not r.answer, f"existing name must not match *: {r}"
     r = dig(srv.port, "wild.example.test", "A")
-    expect(r.status == "NOERROR" and not r.answer, f"parent of * is an empty non-terminal: {r}")
+    assert r.status == "NOERROR" and not r.answer, f"parent of * is an empty non-terminal: {r}"
     r = dig(srv.port, "foo.wcname.example.test")
-    expect([x[2] for x in r.answer] == ["CNAME", "A", "A"], f"wildcard CNAME: {r.answer}")
-    expect(r.answer[0][0] == "foo.wcname.example.test.", f"wildcard CNAME owner: {r.answer}")
+    assert [x[2] for x in r.answer] == ["CNAME", "A", "A"], f"wildcard CNAME: {r.answer}"
+    assert r.answer[0][0] == "foo.wcname.example.test.", f"wildcard CNAME owner: {r.answer}"
 
 
-def check_refused_outside(srv):
+def test_refused_outside(srv):
     r = dig(srv.port, "www.other.test")
-    expect(r.status == "REFUSED" and "aa" not in r.flags, str(r))
+    assert r.status == "REFUSED" and "aa" not in r.flags, str(r)
     r = dig(srv.port, "test", "SOA")
-    expect(r.status == "REFUSED", f"parent of a zone: {r.status}")
+    assert r.status == "REFUSED", f"parent of a zone: {r.status}"
 
 
-def check_servfail(srv):
+def test_servfail(srv):
     r = dig(srv.port, "faulty.example.test", "TXT")
-    expect(r.status == "SERVFAIL", str(r))
+    assert r.status == "SERVFAIL", str(r)
     r = dig(srv.port, "x.sf.example.test")
-    expect(r.status == "SERVFAIL", f"*.sf.example.test pattern: {r.status}")
+    assert r.status == "SERVFAIL", f"*.sf.example.test pattern: {r.status}"
     r = dig(srv.port, "sf.example.test")
-    expect(r.status == "NXDOMAIN", f"'*.suffix' must not match suffix itself: {r.status}")
+    assert r.status == "NXDOMAIN", f"'*.suffix' must not match suffix itself: {r.status}"
 
 
-def check_refused_fault(srv):
+def test_refused_fault(srv):
     r = dig(srv.port, "faulty.example.test", "MX")
-    expect(r.status == "REFUSED", str(r))
+    assert r.status == "REFUSED", str(r)
 
 
-def check_timeout(srv):
+def test_timeout(srv):
     start = time.monotonic()
     r = dig(srv.port, "x.slow.example.test", "A", "+time=1", "+tries=1")
-    expect(r.status is None and "timed out" in r.out, f"expected no answer:\n{r}")
-    expect(r.rc == 9, f"dig exit code 9 (no reply) expected, got {r.rc}")
-    expect(time.monotonic() - start < 5, "dig took too long")
+    assert r.status is None and "timed out" in r.out, f"expected no answer:\n{r}"
+    assert r.rc == 9, f"dig exit code 9 (no reply) expected, got {r.rc}"
+    assert time.monotonic() - start < 5, "dig took too long"
     r = dig(srv.port, "x.slow.example.test", "A", "+tcp", "+time=1", "+tries=1")
-    expect(r.status is None, f"expected no answer over TCP either:\n{r}")
+    assert r.status is None, f"expected no answer over TCP either:\n{r}"
 
 
-def check_truncate(srv):
+def test_truncate(srv):
     r = dig(srv.port, "faulty.example.test", "A", "+notcp", "+ignore")
-    expect("tc" in r.flags and not r.answer, f"UDP: TC and no records expected:\n{r}")
+    assert "tc" in r.flags and not r.answer, f"UDP: TC and no records expected:\n{r}"
     r = dig(srv.port, "faulty.example.test", "A", "+tcp")
-    expect("tc" not in r.flags and r.rdata("A") == ["192.0.2.13"], f"TCP: full answer expected:\n{r}")
+    assert "tc" not in r.flags and r.rdata("A") == ["192.0.2.13"], f"TCP: full answer expected:\n{r}"
     r = dig(srv.port, "faulty.example.test", "A")
-    expect("Truncated, retrying in TCP mode" in r.out and r.rdata("A") == ["192.0.2.13"], f"fallback:\n{r}")
+    assert "Truncated, retrying in TCP mode" in r.out and r.rdata("A") == ["192.0.2.13"], f"fallback:\n{r}"
     r = dig(srv.port, "faulty.example.test", "TXT", "+notcp", "+ignore")
-    expect("tc" not in r.flags, "--truncate faulty.example.test/A must not touch TXT")
+    assert "tc" not in r.flags, "--truncate faulty.example.test/A must not touch TXT"
 
 
-def check_udp_size_limit(srv):
+def test_udp_size_limit(srv):
     # big.example.test is ~700 bytes: over the classic 512 limit, under dig's EDNS size.
     r = dig(srv.port, "big.example.test", "TXT", "+noedns", "+ignore")
-    expect("tc" in r.flags and not r.answer, f"no EDNS: 512 limit must truncate:\n{r}")
+    assert "tc" in r.flags and not r.answer, f"no EDNS: 512 limit must truncate:\n{r}"
     r = dig(srv.port, "big.example.test", "TXT", "+ignore")
-    expect("tc" not in r.flags and len(r.answer) == 6, f"EDNS 1232 fits:\n{r}")
+    assert "tc" not in r.flags and len(r.answer) == 6, f"EDNS 1232 fits:\n{r}"
     r = dig(srv.port, "big.example.test", "TXT", "+bufsize=600", "+ignore")
-    expect("tc" in r.flags, f"EDNS size 600 must truncate:\n{r}")
+    assert "tc" in r.flags, f"EDNS size 600 must truncate:\n{r}"
 
 
-def check_wrong_id(srv):
+def test_wrong_id(srv):
     r = dig(srv.port, "wrongid.example.test")
-    expect("ID mismatch" in r.out, f"dig should have seen the wrong-ID reply:\n{r}")
-    expect(r.rdata("A") == ["192.0.2.42"], f"dig must end with the real answer:\n{r}")
+    assert "ID mismatch" in r.out, f"dig should have seen the wrong-ID reply:\n{r}"
+    assert r.rdata("A") == ["192.0.2.42"], f"dig must end with the real answer:\n{r}"
     with udp_socket(srv.port) as s:
         s.send(build_query(0x1234, "wrongid.example.test", TYPE_A))
         first = s.recv(4096)
@@ -408,42 +377,42 @@ def check_wrong_id(srv):
         second = s.recv(4096)
         gap = time.monotonic() - t_first
     bogus, real = parse_response(first), parse_response(second)
-    expect(bogus["id"] == 0x1235, f"first reply ID {bogus['id']:#x}, expected 0x1235")
-    expect(bogus["answer"] and bogus["answer"][0][2] == socket.inet_aton("192.0.2.66"), f"bogus {bogus}")
-    expect(real["id"] == 0x1234 and real["answer"][0][2] == socket.inet_aton("192.0.2.42"), f"real {real}")
-    expect(gap >= 0.035, f"second reply should follow ~50 ms later, gap {gap:.3f}s")
+    assert bogus["id"] == 0x1235, f"first reply ID {bogus['id']:#x}, expected 0x1235"
+    assert bogus["answer"] and bogus["answer"][0][2] == socket.inet_aton("192.0.2.66"), f"bogus {bogus}"
+    assert real["id"] == 0x1234 and real["answer"][0][2] == socket.inet_aton("192.0.2.42"), f"real {real}"
+    assert gap >= 0.035, f"second reply should follow ~50 ms later, gap {gap:.3f}s"
     r = dig(srv.port, "wrongid.example.test", "TXT", "+tcp")
-    expect("ID mismatch" not in r.out and r.rdata("TXT") == ['"right"'], f"TCP is answered plainly:\n{r}")
+    assert "ID mismatch" not in r.out and r.rdata("TXT") == ['"right"'], f"TCP is answered plainly:\n{r}"
 
 
-def check_malformed(srv):
+def test_malformed(srv):
     r = dig(srv.port, "broken.example.test")
-    expect("malformed" in r.out.lower() or "unexpected end" in r.out.lower(), f"dig should complain:\n{r}")
-    expect(not r.rdata("A"), f"no usable record expected:\n{r}")
+    assert "malformed" in r.out.lower() or "unexpected end" in r.out.lower(), f"dig should complain:\n{r}"
+    assert not r.rdata("A"), f"no usable record expected:\n{r}"
     with udp_socket(srv.port) as s:
         s.send(build_query(0x2222, "broken.example.test", TYPE_A))
         data = s.recv(4096)
-    expect(struct.unpack(">H", data[:2])[0] == 0x2222, "malformed reply must keep the query ID")
-    expect(struct.unpack(">H", data[6:8])[0] == 1, "header should claim one answer")
+    assert struct.unpack(">H", data[:2])[0] == 0x2222, "malformed reply must keep the query ID"
+    assert struct.unpack(">H", data[6:8])[0] == 1, "header should claim one answer"
     try:
         parse_response(data)
-        expect(False, f"reply parsed cleanly, expected a cut-short body: {data!r}")
+        assert False, f"reply parsed cleanly, expected a cut-short body: {data!r}"
     except (struct.error, IndexError, ValueError):
         pass
-    expect(srv.alive(), "server died")
+    assert srv.alive(), "server died"
     r = dig(srv.port, "www.example.test")
-    expect(r.status == "NOERROR", "server must keep answering after a malformed reply")
+    assert r.status == "NOERROR", "server must keep answering after a malformed reply"
 
 
-def check_delay_single(srv):
+def test_delay_single(srv):
     start = time.monotonic()
     r = dig(srv.port, "slow.example.test")
     elapsed = time.monotonic() - start
-    expect(r.rdata("A") == ["192.0.2.14"], str(r))
-    expect(elapsed >= 0.3, f"--delay slow.example.test=300 answered after {elapsed:.3f}s")
+    assert r.rdata("A") == ["192.0.2.14"], str(r)
+    assert elapsed >= 0.3, f"--delay slow.example.test=300 answered after {elapsed:.3f}s"
 
 
-def check_delay_parallel_dig(srv):
+def test_delay_parallel_dig(srv):
     def one(_):
         return dig(srv.port, "slow.example.test")
 
@@ -451,11 +420,11 @@ def check_delay_parallel_dig(srv):
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(one, range(10)))
     elapsed = time.monotonic() - start
-    expect(all(r.rdata("A") == ["192.0.2.14"] for r in results), "every delayed dig gets its answer")
-    expect(elapsed < 1.5, f"10 parallel 300 ms queries took {elapsed:.2f}s (serial would be 3 s)")
+    assert all(r.rdata("A") == ["192.0.2.14"] for r in results), "every delayed dig gets its answer"
+    assert elapsed < 1.5, f"10 parallel 300 ms queries took {elapsed:.2f}s (serial would be 3 s)"
 
 
-def check_delay_does_not_block(srv):
+def test_delay_does_not_block(srv):
     with udp_socket(srv.port) as slow, udp_socket(srv.port) as fast:
         start = time.monotonic()
         slow.send(build_query(0x0101, "slow.example.test", TYPE_A))
@@ -464,11 +433,11 @@ def check_delay_does_not_block(srv):
         fast_time = time.monotonic() - start
         slow_resp = parse_response(slow.recv(4096))
         slow_time = time.monotonic() - start
-    expect(fast_resp["id"] == 0x0202 and fast_time < 0.2, f"fast answer took {fast_time:.3f}s")
-    expect(slow_resp["id"] == 0x0101 and slow_time >= 0.29, f"slow answer after {slow_time:.3f}s")
+    assert fast_resp["id"] == 0x0202 and fast_time < 0.2, f"fast answer took {fast_time:.3f}s"
+    assert slow_resp["id"] == 0x0101 and slow_time >= 0.29, f"slow answer after {slow_time:.3f}s"
 
 
-def check_fifty_concurrent_delayed(srv):
+def test_fifty_concurrent_delayed(srv):
     with udp_socket(srv.port, timeout=3.0) as s:
         start = time.monotonic()
         for i in range(50):
@@ -476,26 +445,26 @@ def check_fifty_concurrent_delayed(srv):
         seen = set()
         while len(seen) < 50 and time.monotonic() - start < 3:
             resp = parse_response(s.recv(4096))
-            expect(resp["answer"][0][2] == socket.inet_aton("192.0.2.14"), f"bad answer {resp}")
+            assert resp["answer"][0][2] == socket.inet_aton("192.0.2.14"), f"bad answer {resp}"
             seen.add(resp["id"])
         elapsed = time.monotonic() - start
-    expect(len(seen) == 50, f"only {len(seen)} of 50 delayed answers arrived")
-    expect(0.29 <= elapsed < 1.0, f"50 concurrent 300 ms answers took {elapsed:.2f}s")
+    assert len(seen) == 50, f"only {len(seen)} of 50 delayed answers arrived"
+    assert 0.29 <= elapsed < 1.0, f"50 concurrent 300 ms answers took {elapsed:.2f}s"
 
 
-def check_tcp_pipelined(srv):
+def test_tcp_pipelined(srv):
     with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
         s.sendall(tcp_frame(build_query(0x0A01, "www.example.test", TYPE_A)) +
                   tcp_frame(build_query(0x0A02, "txt.example.test", TYPE_TXT)))
         first, second = parse_response(recv_frame(s)), parse_response(recv_frame(s))
-        expect({first["id"], second["id"]} == {0x0A01, 0x0A02}, "both pipelined queries answered")
+        assert {first["id"], second["id"]} == {0x0A01, 0x0A02}, "both pipelined queries answered"
         # The same connection keeps working after the first exchange.
         s.sendall(tcp_frame(build_query(0x0A03, "mail.example.test", TYPE_A)))
         third = parse_response(recv_frame(s))
-        expect(third["id"] == 0x0A03 and third["answer"][0][2] == socket.inet_aton("192.0.2.25"), str(third))
+        assert third["id"] == 0x0A03 and third["answer"][0][2] == socket.inet_aton("192.0.2.25"), str(third)
 
 
-def check_garbage_udp(srv):
+def test_garbage_udp(srv):
     rng = random.Random(4242)
     payloads = [b"", b"\x00", b"\xff" * 11, b"\x12\x34" + b"\x00" * 10]
     payloads += [rng.randbytes(rng.randrange(1, 600)) for _ in range(200)]
@@ -513,172 +482,121 @@ def check_garbage_udp(srv):
         s.send(bytes(response))
         try:
             s.recv(4096)
-            expect(False, "server answered a response packet")
+            assert False, "server answered a response packet"
         except socket.timeout:
             pass
-    expect(srv.alive(), "server died on garbage UDP")
+    assert srv.alive(), "server died on garbage UDP"
     r = dig(srv.port, "www.example.test")
-    expect(r.status == "NOERROR", f"server must still answer after garbage UDP:\n{r}")
+    assert r.status == "NOERROR", f"server must still answer after garbage UDP:\n{r}"
 
 
-def check_garbage_tcp(srv):
+def test_garbage_tcp(srv):
     rng = random.Random(99)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
         s.sendall(rng.randbytes(5000))
         closed_by_server(s, 2)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
         s.sendall(b"\xff\xff" + b"A" * 100)  # a 65535-byte message: over the server's limit
-        expect(closed_by_server(s, 2), "oversized TCP message must close the connection")
+        assert closed_by_server(s, 2), "oversized TCP message must close the connection"
     with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
         body = struct.pack(">HHHHHH", 9, 0, 1, 0, 0, 0) + b"\x3f" + b"x" * 7
         s.sendall(tcp_frame(body))
-        expect(closed_by_server(s, 2), "unparseable TCP message must close the connection")
+        assert closed_by_server(s, 2), "unparseable TCP message must close the connection"
     with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
         s.sendall(b"\x00")  # half a length prefix, then hang up
-    expect(srv.alive(), "server died on a garbage TCP stream")
+    assert srv.alive(), "server died on a garbage TCP stream"
     r = dig(srv.port, "www.example.test", "A", "+tcp")
-    expect(r.status == "NOERROR" and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], f"TCP after garbage:\n{r}")
+    assert r.status == "NOERROR" and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], f"TCP after garbage:\n{r}"
 
 
-def check_log(srv, log_path):
+# What produces each line test_log wants, when the test that does it did not run (-k).
+LOG_PRODUCERS = {
+    "udp www.example.test. A answer": lambda p: dig(p, "www.example.test"),
+    "udp nope.example.test. A nxdomain": lambda p: dig(p, "nope.example.test"),
+    "udp mail.example.test. MX nodata": lambda p: dig(p, "mail.example.test", "MX"),
+    "udp ent.example.test. A nodata": lambda p: dig(p, "ent.example.test"),
+    "udp www.other.test. A refused": lambda p: dig(p, "www.other.test"),
+    "udp faulty.example.test. TXT servfail": lambda p: dig(p, "faulty.example.test", "TXT"),
+    "udp faulty.example.test. MX refused": lambda p: dig(p, "faulty.example.test", "MX"),
+    "udp x.slow.example.test. A timeout": lambda p: dig(p, "x.slow.example.test", "A", "+time=1", "+tries=1"),
+    "tcp x.slow.example.test. A timeout": lambda p: dig(p, "x.slow.example.test", "A", "+tcp", "+time=1",
+                                                        "+tries=1"),
+    "udp faulty.example.test. A truncated": lambda p: dig(p, "faulty.example.test", "A", "+notcp", "+ignore"),
+    "tcp faulty.example.test. A answer": lambda p: dig(p, "faulty.example.test", "A", "+tcp"),
+    "udp wrongid.example.test. A wrong-id": lambda p: dig(p, "wrongid.example.test"),
+    "udp broken.example.test. A malformed": lambda p: dig(p, "broken.example.test"),
+    "udp - - dropped": lambda p: udp_socket(p).send(b"\xff" * 11),
+}
+
+
+def log_lines(log_path):
+    with open(log_path) as f:
+        return f.read().splitlines()
+
+
+def test_log(srv, log_path):
     for _ in range(3):
         dig(srv.port, "logcount.example.test")
-    with open(log_path) as f:
-        lines = f.read().splitlines()
+    for line, produce in LOG_PRODUCERS.items():
+        if line not in log_lines(log_path):
+            produce(srv.port)
+    wanted = list(LOG_PRODUCERS)
+    lines = vf.wait_until(lambda: (lambda got: got if all(w in got for w in wanted) else None)(log_lines(log_path)),
+                          2.0) or log_lines(log_path)
     bad = [line for line in lines if not re.fullmatch(r"(udp|tcp) \S+ \S+ \S+", line)]
-    expect(not bad, f"malformed log lines: {bad[:5]}")
+    assert not bad, f"malformed log lines: {bad[:5]}"
     count = lines.count("udp logcount.example.test. A answer")
-    expect(count == 3, f"3 queries for logcount.example.test sent, {count} logged")
-    wanted = [
-        "udp www.example.test. A answer",
-        "udp nope.example.test. A nxdomain",
-        "udp mail.example.test. MX nodata",
-        "udp ent.example.test. A nodata",
-        "udp www.other.test. A refused",
-        "udp faulty.example.test. TXT servfail",
-        "udp faulty.example.test. MX refused",
-        "udp x.slow.example.test. A timeout",
-        "tcp x.slow.example.test. A timeout",
-        "udp faulty.example.test. A truncated",
-        "tcp faulty.example.test. A answer",
-        "udp wrongid.example.test. A wrong-id",
-        "udp broken.example.test. A malformed",
-        "udp - - dropped",
-    ]
+    assert count == 3, f"3 queries for logcount.example.test sent, {count} logged"
     missing = [w for w in wanted if w not in lines]
-    expect(not missing, f"log lines missing: {missing}")
+    assert not missing, f"log lines missing: {missing}"
+
+
+def test_sigterm_exit_and_empty_stderr(srv):
+    """Last of the tests on the shared server: it is still up, and stops cleanly."""
+    assert srv.alive(), "server exited during the tests"
+    rc = srv.stop()
+    assert rc == 0, f"exit status after SIGTERM: {rc}"
+    # Sanitizer reports and crashes land here; a healthy server writes nothing to stderr.
+    assert not srv.stderr, f"server stderr:\n{srv.stderr[:3000]}"
 
 
 # --------------------------------------------------------------------------------------------------------
-# Checks that need their own server or none
+# Tests that need their own server or none
 
 
-def check_limits_server(binary):
+def test_limits_server(launch):
     """--udp-max, --delay-ms and --tcp-idle-ms on a second instance."""
-    srv = Server(binary, ["--zone", ZONE, "--udp-max", "300", "--delay-ms", "100", "--tcp-idle-ms", "500"])
-    try:
-        r = dig(srv.port, "big.example.test", "TXT", "+ignore")
-        expect("tc" in r.flags, f"--udp-max 300 must truncate a ~700-byte answer despite EDNS:\n{r}")
+    srv = launch.dns([ZONE], ["--udp-max", "300", "--delay-ms", "100", "--tcp-idle-ms", "500"])
+    r = dig(srv.port, "big.example.test", "TXT", "+ignore")
+    assert "tc" in r.flags, f"--udp-max 300 must truncate a ~700-byte answer despite EDNS:\n{r}"
+    start = time.monotonic()
+    r = dig(srv.port, "www.example.test")
+    elapsed = time.monotonic() - start
+    assert "tc" not in r.flags and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], str(r)
+    assert elapsed >= 0.1, f"--delay-ms 100 answered after {elapsed:.3f}s"
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
         start = time.monotonic()
-        r = dig(srv.port, "www.example.test")
+        closed = closed_by_server(s, 3)
         elapsed = time.monotonic() - start
-        expect("tc" not in r.flags and r.rdata("A") == ["192.0.2.80", "192.0.2.81"], str(r))
-        expect(elapsed >= 0.1, f"--delay-ms 100 answered after {elapsed:.3f}s")
-        with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
-            start = time.monotonic()
-            closed = closed_by_server(s, 3)
-            elapsed = time.monotonic() - start
-        expect(closed and 0.4 <= elapsed < 2.5, f"idle TCP close after 500 ms: closed={closed} {elapsed:.2f}s")
-        expect(srv.stop() == 0, "SIGTERM must end the server with status 0")
-        expect(not srv.stderr, f"server stderr:\n{srv.stderr[:3000]}")
-    finally:
-        srv.stop()
+    assert closed and 0.4 <= elapsed < 2.5, f"idle TCP close after 500 ms: closed={closed} {elapsed:.2f}s"
+    assert srv.stop() == 0, "SIGTERM must end the server with status 0"
+    assert not srv.stderr, f"server stderr:\n{srv.stderr[:3000]}"
 
 
-def check_command_line(binary):
+def test_command_line(binaries):
+    binary = binaries.dns
     r = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=5)
-    expect(r.returncode == 0 and "--wrong-id" in r.stdout and "--zone" in r.stdout, f"--help: {r}")
+    assert r.returncode == 0 and "--wrong-id" in r.stdout and "--zone" in r.stdout, f"--help: {r}"
     r = subprocess.run([binary, "--no-such-flag"], capture_output=True, text=True, timeout=5)
-    expect(r.returncode != 0 and "unknown option" in r.stderr, f"unknown flag: {r}")
+    assert r.returncode != 0 and "unknown option" in r.stderr, f"unknown flag: {r}"
     r = subprocess.run([binary, "--servfail", "x.test/NOTATYPE"], capture_output=True, text=True, timeout=5)
-    expect(r.returncode == 1 and "NOTATYPE" in r.stderr, f"bad type: {r}")
+    assert r.returncode == 1 and "NOTATYPE" in r.stderr, f"bad type: {r}"
     with tempfile.TemporaryDirectory() as tmp:
         bad = os.path.join(tmp, "bad.zone")
         with open(bad, "w") as f:
             f.write("$ORIGIN bad.test.\n@ IN SOA ns1 host 1 2 3 4 5\nwww IN A 999.1.1.1\n")
         r = subprocess.run([binary, "--zone", bad], capture_output=True, text=True, timeout=5)
-        expect(r.returncode == 1 and f"{bad}:3:" in r.stderr, f"parse error must name file:line: {r}")
+        assert r.returncode == 1 and f"{bad}:3:" in r.stderr, f"parse error must name file:line: {r}"
         r = subprocess.run([binary, "--zone", os.path.join(tmp, "missing.zone")], capture_output=True,
                            text=True, timeout=5)
-        expect(r.returncode == 1 and "missing.zone" in r.stderr, f"missing file: {r}")
-
-
-# --------------------------------------------------------------------------------------------------------
-
-
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    binary = sys.argv[1]
-    if shutil.which("dig") is None:
-        print("dig not found: install dnsutils", file=sys.stderr)
-        return 1
-
-    started = time.monotonic()
-    passed, failed = 0, 0
-
-    def run(name, fn, *args):
-        nonlocal passed, failed
-        t0 = time.monotonic()
-        try:
-            fn(*args)
-            passed += 1
-            print(f"PASS {name} ({time.monotonic() - t0:.2f}s)", flush=True)
-        except Exception as e:  # noqa: BLE001 - every failure, assertion or crash, is reported the same way
-            failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        log_path = os.path.join(tmp, "queries.log")
-        srv = Server(binary, [
-            "--zone", ZONE, "--zone", REVERSE_ZONE,
-            "--servfail", "faulty.example.test/TXT",
-            "--servfail", "*.sf.example.test",
-            "--refused", "faulty.example.test/MX",
-            "--timeout", "*.slow.example.test",
-            "--malformed", "broken.example.test",
-            "--truncate", "faulty.example.test/A",
-            "--wrong-id", "wrongid.example.test",
-            "--delay", "slow.example.test=300",
-            "--ttl-override", "mail.example.test/AAAA=4294967295",
-        ], log_path=log_path)
-        try:
-            checks = [
-                check_a_records, check_case_insensitive, check_aaaa, check_ttl_override, check_txt,
-                check_long_txt_split, check_mx, check_ptr, check_soa_and_ns, check_nxdomain, check_nodata,
-                check_empty_non_terminal, check_cname, check_cname_loop, check_wildcard,
-                check_refused_outside, check_servfail, check_refused_fault, check_timeout, check_truncate,
-                check_udp_size_limit, check_wrong_id, check_malformed, check_delay_single,
-                check_delay_parallel_dig, check_delay_does_not_block, check_fifty_concurrent_delayed,
-                check_tcp_pipelined, check_garbage_udp, check_garbage_tcp,
-            ]
-            for check in checks:
-                run(check.__name__, check, srv)
-            run("check_log", check_log, srv, log_path)
-            run("check_still_alive", lambda: expect(srv.alive(), "server exited during the tests"))
-        finally:
-            rc = srv.stop()
-        run("check_sigterm_exit", lambda: expect(rc == 0, f"exit status after SIGTERM: {rc}"))
-        # Sanitizer reports and crashes land here; a healthy server writes nothing to stderr.
-        run("check_stderr_empty", lambda: expect(not srv.stderr, f"server stderr:\n{srv.stderr[:3000]}"))
-        run("check_limits_server", check_limits_server, binary)
-        run("check_command_line", check_command_line, binary)
-
-    print(f"dns_server_behaviour: {time.monotonic() - started:.1f}s")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        assert r.returncode == 1 and "missing.zone" in r.stderr, f"missing file: {r}"

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Fault matrix: the real vigil-milter under DNS failures and oversized input.
 
-    python3 test/integration/faults/faults_test.py VIGIL_MILTER VIGIL_CLI VIGIL_TEST_DNS
+    pytest test/integration/faults/faults_test.py [--vigil-milter PATH --vigil-cli PATH --vigil-test-dns PATH]
 
 Each case starts its own vigil-milter (so no answer cached by an earlier case hides a fault) against
 vigil-test-dns serving zones written to a temp dir, drives it with test/support/milter_client.py (a
@@ -28,7 +27,7 @@ Every case: the daemon is still alive, exactly one decision line per message, no
 
 Covered elsewhere (not repeated here): SIGKILL under load and SIGUSR1 with a broken config
 (postfix_e2e.py); 5,000 header fields, a 1 MB header line, NUL bytes, commands out of order
-(milter_protocol_test.py). Exit 0 = all passed, 1 = a check failed, 2 = set-up error. About 30 s.
+(milter_protocol_test.py). About 30 s. test/bench/soak.py uses this set-up (zones, config, signed mail).
 """
 
 from __future__ import annotations
@@ -36,19 +35,13 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import select
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
-import milter_client as mc  # noqa: E402
+import pytest
+
+import milter_client as mc
+import vigil_fixtures as vf
 
 AUTHSERV = "mx.vigil.test"
 CLIENT_IP = "203.0.113.5"
@@ -57,15 +50,6 @@ SENDER = "sender@fault.test"
 BUDGET_MS = 700
 # What a stage may take on top of the budget: the reply's round trip and a loaded CI machine.
 SLACK_S = 1.5
-
-failures: list[str] = []
-
-
-def check(cond, what: str) -> bool:
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return bool(cond)
 
 
 # ---------------------------------------------------------------------------------------------- set-up
@@ -108,43 +92,8 @@ $TTL 300
     return paths
 
 
-class Dns:
-    def __init__(self, binary: str, zone_files: list[str], extra=()):
-        cmd = [binary, "--listen", "127.0.0.1", "--port", "0"]
-        for z in zone_files:
-            cmd += ["--zone", z]
-        cmd += list(extra)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline() if ready else ""
-        m = re.fullmatch(r"port (\d+)\n", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError(f"vigil-test-dns did not start: {line!r} {self.proc.communicate()[1]}")
-        self.port = int(m.group(1))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.communicate()
-
-
-def closed_port() -> int:
-    """A UDP+TCP port on 127.0.0.1 nobody listens on (a DNS server that is down)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 CONFIG = """\
 [milter]
-socket = "{socket}"
-user = "{user}"
-allow_root = {allow_root}
 timeout = 60
 
 [server]
@@ -176,69 +125,28 @@ enabled = true
 enabled = true
 {extra}"""
 
-DECISION_RE = re.compile(r"vigil-milter\[\d+\]: (?P<qid>\S+): (?:inbound|outbound) action=(?P<action>\S+) "
-                         r"score=\S+ symbols=(?P<symbols>\S+).* rcpts=(?P<rcpts>\d+) ms=(?P<ms>\d+)")
 
 
-class Milter:
-    def __init__(self, binary: str, workdir: str, name: str, dns_port: int, tempfail: bool = False, extra: str = ""):
-        self.binary = binary
-        self.address = mc.free_inet_address()
-        self.conf = os.path.join(workdir, f"{name}.conf")
-        self.log_path = os.path.join(workdir, f"{name}.log")
-        self.dns_port = dns_port
-        try:
-            pwd.getpwnam("vigil")
-            user, allow_root = "vigil", "false"
-        except KeyError:
-            user, allow_root = "", "true"
-        if os.geteuid() != 0:
-            user, allow_root = "", "false"
-        with open(self.conf, "w") as f:
-            f.write(CONFIG.format(socket=self.address, user=user, allow_root=allow_root, authserv=AUTHSERV,
-                                  budget=BUDGET_MS, tempfail="true" if tempfail else "false",
-                                  extra=extra))
-        os.chmod(self.conf, 0o644)
-        self.proc: subprocess.Popen | None = None
+def milter_config(tempfail: bool = False, extra: str = "") -> str:
+    return CONFIG.format(authserv=AUTHSERV, budget=BUDGET_MS, tempfail="true" if tempfail else "false", extra=extra)
 
-    def __enter__(self) -> "Milter":
-        # Under ASan (the sanitizer build runs this test too) freed memory waits in a 256 MB quarantine,
-        # which would read as growth; a small one keeps the RSS check about what Vigil holds.
-        env = dict(os.environ)
-        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""), "quarantine_size_mb=8"]))
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([self.binary, "-f", "-c", self.conf, "--dns", f"127.0.0.1:{self.dns_port}"],
-                                         stdout=log, stderr=subprocess.STDOUT, env=env)
-        mc.wait_until_listening(self.address, timeout=20, proc=self.proc)
-        deadline = time.monotonic() + 20
-        while "starting: listening" not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"vigil-milter did not start:\n{self.log()}")
-            time.sleep(0.02)
-        return self
 
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def milter_env() -> dict[str, str]:
+    """Under ASan (the sanitizer build runs this test too) freed memory waits in a 256 MB quarantine,
+    which would read as growth; a small one keeps the RSS check about what Vigil holds."""
+    return {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=8"]))}
 
-    def log(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
 
-    def decisions(self) -> list[re.Match]:
-        return [m for m in map(DECISION_RE.search, self.log().splitlines()) if m]
-
-    def rss_kb(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return int(next(l.split()[1] for l in f if l.startswith("VmRSS:")))
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+def keygen(cli: str, workdir: str) -> tuple[str, str]:
+    """An Ed25519 key for fault.test, selector sel: (private key file, the p= record text)."""
+    keydir = os.path.join(workdir, "keys")
+    os.mkdir(keydir)
+    gen = subprocess.run([cli, "dkim", "keygen", "--domain", "fault.test", "--selector", "sel", "--type",
+                          "ed25519", "--out", keydir], capture_output=True, text=True, timeout=60)
+    m = re.search(r'"(v=DKIM1;[^"]*)"', gen.stdout)
+    if gen.returncode != 0 or not m:
+        raise RuntimeError(f"vigil dkim keygen: {gen.stdout} {gen.stderr}")
+    return os.path.join(keydir, "fault.test.sel.pem"), m.group(1)
 
 
 class Outcome:
@@ -252,7 +160,7 @@ class Outcome:
         self.rcpt_replies: list[str] = []
 
 
-def transaction(m: Milter, message: bytes, rcpts=("user@vigil.test",)) -> Outcome:
+def transaction(m: vf.Milter, message: bytes, rcpts=("user@vigil.test",)) -> Outcome:
     """One SMTP session with one message, event by event, timing every stage that may wait for DNS."""
     out = Outcome()
     headers, body = mc.split_message(message)
@@ -324,245 +232,199 @@ def signed_message(cli: str, key: str, body: bytes, workdir: str) -> bytes:
 # ---------------------------------------------------------------------------------------------- checks
 
 
-def common(m: Milter, what: str, expected_messages: int) -> None:
-    check(m.alive(), f"{what}: vigil-milter still running")
+def common(m: vf.Milter, what: str, expected_messages: int) -> None:
+    assert m.alive(), f"{what}: vigil-milter still running"
     d = m.decisions()
-    check(len(d) == expected_messages, f"{what}: {len(d)} decision line(s), want {expected_messages}")
+    assert len(d) == expected_messages, f"{what}: {len(d)} decision line(s), want {expected_messages}"
     errors = [l for l in m.log().splitlines() if "internal error" in l]
-    check(not errors, f"{what}: no internal error logged {errors[:2]}")
+    assert not errors, f"{what}: no internal error logged {errors[:2]}"
 
 
 def within_budget(o: Outcome, what: str) -> None:
     slow = {k: round(v, 2) for k, v in o.stage_s.items() if v > BUDGET_MS / 1000 + SLACK_S}
-    check(not slow, f"{what}: no stage waited past the {BUDGET_MS} ms budget (+{SLACK_S} s slack): "
-                    f"{ {k: round(v, 2) for k, v in o.stage_s.items()} }")
+    assert not slow, (f"{what}: no stage waited past the {BUDGET_MS} ms budget (+{SLACK_S} s slack): "
+                      f"{ {k: round(v, 2) for k, v in o.stage_s.items()} }")
 
 
 def ar_has(o: Outcome, *parts: str) -> bool:
     return all(p in o.ar for p in parts)
 
 
-def case_healthy(env, msg) -> None:
-    what = "healthy DNS"
-    dns = Dns(env["dns"], env["zones"])
-    try:
-        with Milter(env["milter"], env["work"], "healthy", dns.port) as m:
-            o = transaction(m, msg)
-            check(o.final in ("ACCEPT", "CONTINUE") and o.stage == "eom", f"{what}: accepted ({o.final} at {o.stage})")
-            check(ar_has(o, "spf=pass", "dkim=pass", "iprev=pass"),
-                  f"{what}: spf=pass dkim=pass iprev=pass in Authentication-Results: {o.ar!r}")
-            d = m.decisions()
-            check(d and "TEMP" not in d[-1]["symbols"], f"{what}: no temperror symbol ({d[-1]['symbols'] if d else None})")
-            common(m, what, 1)
-    finally:
-        dns.stop()
-
-
-def temperror_outcome(m: Milter, what: str, msg: bytes) -> None:
+def temperror_outcome(m: vf.Milter, what: str, msg: bytes) -> None:
     o = transaction(m, msg)
-    check(o.final in ("ACCEPT", "CONTINUE") and o.stage == "eom",
-          f"{what}: accepted with temperror results (default config): {o.final} at {o.stage} {o.reply_text or ''}")
-    check(ar_has(o, "spf=temperror", "dkim=temperror", "iprev=temperror"),
-          f"{what}: spf=temperror dkim=temperror iprev=temperror in Authentication-Results: {o.ar!r}")
+    assert o.final in ("ACCEPT", "CONTINUE") and o.stage == "eom", \
+        f"{what}: accepted with temperror results (default config): {o.final} at {o.stage} {o.reply_text or ''}"
+    assert ar_has(o, "spf=temperror", "dkim=temperror", "iprev=temperror"), \
+        f"{what}: spf=temperror dkim=temperror iprev=temperror in Authentication-Results: {o.ar!r}"
     d = m.decisions()
     syms = d[-1]["symbols"] if d else ""
-    check(all(s in syms for s in ("SPF_TEMPERROR", "DKIM_TEMPERROR", "IPREV_TEMPERROR", "RBL_TEMPFAIL")),
-          f"{what}: SPF_TEMPERROR DKIM_TEMPERROR IPREV_TEMPERROR RBL_TEMPFAIL in the decision line: {syms}")
+    assert all(s in syms for s in ("SPF_TEMPERROR", "DKIM_TEMPERROR", "IPREV_TEMPERROR", "RBL_TEMPFAIL")), \
+        f"{what}: SPF_TEMPERROR DKIM_TEMPERROR IPREV_TEMPERROR RBL_TEMPFAIL in the decision line: {syms}"
     within_budget(o, what)
 
 
-def tempfail_outcome(m: Milter, what: str, msg: bytes) -> None:
+def tempfail_outcome(m: vf.Milter, what: str, msg: bytes) -> None:
     o = transaction(m, msg)
-    check(o.stage == "rcpt" and o.final == "REPLYCODE" and (o.reply_text or "").startswith("451 4.4.3"),
-          f"{what}: 451 4.4.3 at RCPT TO, decided at MAIL FROM (tempfail_on_temperror, delay_reject): "
-          f"{o.final} at {o.stage} {o.reply_text!r}")
+    assert o.stage == "rcpt" and o.final == "REPLYCODE" and (o.reply_text or "").startswith("451 4.4.3"), \
+        (f"{what}: 451 4.4.3 at RCPT TO, decided at MAIL FROM (tempfail_on_temperror, delay_reject): "
+        f"{o.final} at {o.stage} {o.reply_text!r}")
     within_budget(o, what)
 
 
-def case_dns_down(env, msg) -> None:
-    port = closed_port()
-    for tempfail in (False, True):
-        what = "DNS server down" + (", tempfail_on_temperror" if tempfail else "")
-        with Milter(env["milter"], env["work"], f"down{int(tempfail)}", port, tempfail) as m:
-            (tempfail_outcome if tempfail else temperror_outcome)(m, what, msg)
-            common(m, what, 0 if tempfail else 1)
+# ---------------------------------------------------------------------------------------------- tests
 
 
-def case_dns_late(env, msg) -> None:
+class Env:
+    """What every case shares: the DKIM key, the zone files and the signed message."""
+
+    def __init__(self, binaries, workdir):
+        self.cli = binaries.cli
+        self.work = workdir
+        self.key, key_txt = keygen(binaries.cli, workdir)
+        self.zones = zones(workdir, key_txt)
+        self.msg = signed_message(binaries.cli, self.key, b"Hello from the fault matrix.\r\n", workdir)
+
+
+@pytest.fixture(scope="module")
+def env(binaries, workdir) -> Env:
+    return Env(binaries, workdir)
+
+
+def start_milter(launch, name: str, dns, tempfail: bool = False, extra: str = "") -> vf.Milter:
+    """Each case starts its own vigil-milter, so that no answer cached by an earlier case hides a fault."""
+    return launch.milter(name, milter_config(tempfail, extra), dns=dns, env=milter_env())
+
+
+def test_healthy(env, launch):
+    what = "healthy DNS"
+    dns = launch.dns(env.zones)
+    m = start_milter(launch, "healthy", dns)
+    o = transaction(m, env.msg)
+    assert o.final in ("ACCEPT", "CONTINUE") and o.stage == "eom", f"{what}: accepted ({o.final} at {o.stage})"
+    assert ar_has(o, "spf=pass", "dkim=pass", "iprev=pass"), \
+        f"{what}: spf=pass dkim=pass iprev=pass in Authentication-Results: {o.ar!r}"
+    d = m.decisions()
+    assert d and "TEMP" not in d[-1]["symbols"], f"{what}: no temperror symbol ({d[-1]['symbols'] if d else None})"
+    common(m, what, 1)
+
+
+@pytest.mark.parametrize("tempfail", [False, True], ids=["default", "tempfail_on_temperror"])
+def test_dns_down(env, launch, tempfail):
+    what = "DNS server down" + (", tempfail_on_temperror" if tempfail else "")
+    m = start_milter(launch, f"down{int(tempfail)}", vf.closed_port(), tempfail)
+    (tempfail_outcome if tempfail else temperror_outcome)(m, what, env.msg)
+    common(m, what, 0 if tempfail else 1)
+
+
+def test_dns_late(env, launch):
     what = "DNS answers after the stage budget"
-    dns = Dns(env["dns"], env["zones"], ["--delay-ms", str(BUDGET_MS * 3)])
-    try:
-        with Milter(env["milter"], env["work"], "late", dns.port) as m:
-            temperror_outcome(m, what, msg)
-            common(m, what, 1)
-    finally:
-        dns.stop()
+    dns = launch.dns(env.zones, ["--delay-ms", str(BUDGET_MS * 3)])
+    m = start_milter(launch, "late", dns)
+    temperror_outcome(m, what, env.msg)
+    common(m, what, 1)
 
 
-def case_servfail(env, msg) -> None:
-    dns = Dns(env["dns"], env["zones"], ["--servfail", "*"])
-    try:
-        for tempfail in (False, True):
-            what = "SERVFAIL for every name" + (", tempfail_on_temperror" if tempfail else "")
-            with Milter(env["milter"], env["work"], f"servfail{int(tempfail)}", dns.port, tempfail) as m:
-                (tempfail_outcome if tempfail else temperror_outcome)(m, what, msg)
-                common(m, what, 0 if tempfail else 1)
-    finally:
-        dns.stop()
+@pytest.mark.parametrize("tempfail", [False, True], ids=["default", "tempfail_on_temperror"])
+def test_servfail(env, launch, tempfail):
+    what = "SERVFAIL for every name" + (", tempfail_on_temperror" if tempfail else "")
+    dns = launch.dns(env.zones, ["--servfail", "*"])
+    m = start_milter(launch, f"servfail{int(tempfail)}", dns, tempfail)
+    (tempfail_outcome if tempfail else temperror_outcome)(m, what, env.msg)
+    common(m, what, 0 if tempfail else 1)
 
 
-def case_truncated(env, msg) -> None:
+def test_truncated(env, launch):
     what = "truncated UDP answers (TC=1)"
-    log = os.path.join(env["work"], "tc-dns.log")
-    dns = Dns(env["dns"], env["zones"], ["--truncate", "*", "--log", log])
-    try:
-        with Milter(env["milter"], env["work"], "truncated", dns.port) as m:
-            o = transaction(m, msg)
-            check(o.final in ("ACCEPT", "CONTINUE") and ar_has(o, "spf=pass", "dkim=pass", "iprev=pass"),
-                  f"{what}: the same results as healthy DNS, over TCP: {o.final} {o.ar!r}")
-            common(m, what, 1)
-    finally:
-        dns.stop()
+    log = os.path.join(env.work, "tc-dns.log")
+    dns = launch.dns(env.zones, ["--truncate", "*"], log=log)
+    m = start_milter(launch, "truncated", dns)
+    o = transaction(m, env.msg)
+    assert o.final in ("ACCEPT", "CONTINUE") and ar_has(o, "spf=pass", "dkim=pass", "iprev=pass"), \
+        f"{what}: the same results as healthy DNS, over TCP: {o.final} {o.ar!r}"
+    common(m, what, 1)
+    dns.stop()
     with open(log) as f:
         protos = [l.split()[0] for l in f if l.strip()]
-    check("udp" in protos and "tcp" in protos, f"{what}: the resolver asked over UDP, then over TCP "
-                                               f"({protos.count('udp')} udp, {protos.count('tcp')} tcp)")
+    assert "udp" in protos and "tcp" in protos, \
+        f"{what}: the resolver asked over UDP, then over TCP ({protos.count('udp')} udp, {protos.count('tcp')} tcp)"
 
 
-def case_many_rcpts(env, msg) -> None:
+def test_many_recipients(env, launch):
     what = "10,000 recipients"
-    dns = Dns(env["dns"], env["zones"])
-    try:
-        with Milter(env["milter"], env["work"], "rcpts", dns.port) as m:
-            rcpts = [f"user{i}@vigil.test" for i in range(10_000)]
-            t = time.monotonic()
-            o = transaction(m, msg, rcpts)
-            took = time.monotonic() - t
-            bad = [r for r in o.rcpt_replies if r != "CONTINUE"]
-            check(len(o.rcpt_replies) == 10_000 and not bad, f"{what}: every RCPT answered CONTINUE ({len(bad)} not)")
-            check(o.final in ("ACCEPT", "CONTINUE") and o.stage == "eom", f"{what}: accepted ({o.final} at {o.stage})")
-            d = m.decisions()
-            check(d and d[-1]["rcpts"] == "10000", f"{what}: the decision line counts rcpts=10000 "
-                                                    f"({d[-1]['rcpts'] if d else None})")
-            check(took < 60, f"{what}: the whole transaction took {took:.1f} s (< 60 s)")
-            common(m, what, 1)
-    finally:
-        dns.stop()
+    dns = launch.dns(env.zones)
+    m = start_milter(launch, "rcpts", dns)
+    rcpts = [f"user{i}@vigil.test" for i in range(10_000)]
+    t = time.monotonic()
+    o = transaction(m, env.msg, rcpts)
+    took = time.monotonic() - t
+    bad = [r for r in o.rcpt_replies if r != "CONTINUE"]
+    assert len(o.rcpt_replies) == 10_000 and not bad, f"{what}: every RCPT answered CONTINUE ({len(bad)} not)"
+    assert o.final in ("ACCEPT", "CONTINUE") and o.stage == "eom", f"{what}: accepted ({o.final} at {o.stage})"
+    d = m.decisions()
+    assert d and d[-1]["rcpts"] == "10000", \
+        f"{what}: the decision line counts rcpts=10000 ({d[-1]['rcpts'] if d else None})"
+    assert took < 60, f"{what}: the whole transaction took {took:.1f} s (< 60 s)"
+    common(m, what, 1)
 
 
-def case_50mb(env) -> None:
-    what = "a 50 MB message"
-    line = b"The quick brown fox jumps over the lazy dog, again and again, in a very large message.\r\n"
-    body = line * (50 * 1024 * 1024 // len(line) + 1)
-    msg = signed_message(env["cli"], env["key"], body, env["work"])
-    dns = Dns(env["dns"], env["zones"])
-    try:
-        with Milter(env["milter"], env["work"], "big", dns.port) as m:
-            transaction(m, signed_message(env["cli"], env["key"], b"warm-up\r\n", env["work"]))
-            before = m.rss_kb()
-            t = time.monotonic()
-            o = transaction(m, msg)
-            took = time.monotonic() - t
-            grew_mb = (m.rss_kb() - before) / 1024
-            check(o.final in ("ACCEPT", "CONTINUE") and ar_has(o, "dkim=pass"),
-                  f"{what} ({len(msg) / 1e6:.0f} MB): accepted with dkim=pass over the whole body in {took:.1f} s "
-                  f"({o.final}, {o.ar!r})")
-            check(grew_mb < 40, f"{what}: RSS grew {grew_mb:.1f} MB (< 40: the body streams, it is not held)")
-            common(m, what, 2)
-    finally:
-        dns.stop()
-
-
-def case_full_disk(env, msg) -> None:
+def test_full_disk_under_dmarc_report_store(env, launch):
     what = "full disk under the DMARC report store"
     if os.geteuid() != 0:
-        print("note  not root: the full-disk case needs a tmpfs mount, not run")
-        return
-    disk = os.path.join(env["work"], "full")
+        pytest.skip("not root: the full-disk case needs a tmpfs mount")
+    disk = os.path.join(env.work, "full")
     os.mkdir(disk)
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", disk]).returncode != 0:
-        print("note  cannot mount a tmpfs here: the full-disk case is not run")
-        return
-    dns = Dns(env["dns"], env["zones"])
+        pytest.skip("cannot mount a tmpfs here")
     try:
         try:
             vigil = pwd.getpwnam("vigil")
             os.chown(disk, vigil.pw_uid, vigil.pw_gid)
         except KeyError:
             pass
+        dns = launch.dns(env.zones)
         store = os.path.join(disk, "dmarc.sqlite")
-        extra = f'[dmarc_reports]\nenabled = true\nstore = "{store}"\n'
-        with Milter(env["milter"], env["work"], "fulldisk", dns.port, extra=extra) as m:
-            check(transaction(m, msg).final in ("ACCEPT", "CONTINUE"), f"{what}: a message before the disk fills")
-            fd = os.open(os.path.join(disk, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                while os.write(fd, b"\0" * 4096) > 0:
-                    pass
-            except OSError:
-                pass  # ENOSPC: full
-            finally:
-                os.close(fd)
-            sent, accepted = 0, 0
-            while sent < 200 and "writing failed" not in m.log():
-                for _ in range(20):
-                    o = transaction(m, msg)
-                    sent += 1
-                    accepted += o.final in ("ACCEPT", "CONTINUE") and "dmarc=pass" in o.ar
-                time.sleep(1.5)
-            check(accepted == sent, f"{what}: mail keeps flowing: {accepted} of {sent} accepted with dmarc=pass")
-            warn = [l for l in m.log().splitlines() if "DMARC report store" in l and "writing failed" in l]
-            check(bool(warn) and "mail is not affected" in warn[0],
-                  f"{what}: one clear log line: {warn[0].split(': ', 1)[-1][:160] if warn else None!r}")
-            common(m, what, sent + 1)
+        m = start_milter(launch, "fulldisk", dns, extra=f'[dmarc_reports]\nenabled = true\nstore = "{store}"\n')
+        assert transaction(m, env.msg).final in ("ACCEPT", "CONTINUE"), f"{what}: a message before the disk fills"
+        fd = os.open(os.path.join(disk, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass  # ENOSPC: full
+        finally:
+            os.close(fd)
+        sent, accepted = 0, 0
+        while sent < 200 and "writing failed" not in m.log():
+            for _ in range(20):
+                o = transaction(m, env.msg)
+                sent += 1
+                accepted += o.final in ("ACCEPT", "CONTINUE") and "dmarc=pass" in o.ar
+            time.sleep(1.5)
+        assert accepted == sent, f"{what}: mail keeps flowing: {accepted} of {sent} accepted with dmarc=pass"
+        warn = [l for l in m.log().splitlines() if "DMARC report store" in l and "writing failed" in l]
+        assert bool(warn) and "mail is not affected" in warn[0], \
+            f"{what}: one clear log line: {warn[0].split(': ', 1)[-1][:160] if warn else None!r}"
+        common(m, what, sent + 1)
+        m.stop()
     finally:
-        dns.stop()
         subprocess.run(["umount", "-l", disk])
 
 
-def main() -> int:
-    if len(sys.argv) != 4:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
-    milter, cli, dns_bin = (os.path.abspath(a) for a in sys.argv[1:])
-    work = tempfile.mkdtemp(prefix="vigil-faults-")
-    os.chmod(work, 0o755)
-    started = time.monotonic()
-    try:
-        keydir = os.path.join(work, "keys")
-        os.mkdir(keydir)
-        gen = subprocess.run([cli, "dkim", "keygen", "--domain", "fault.test", "--selector", "sel", "--type",
-                              "ed25519", "--out", keydir], capture_output=True, text=True, timeout=60)
-        m = re.search(r'"(v=DKIM1;[^"]*)"', gen.stdout)
-        if gen.returncode != 0 or not m:
-            print(f"FAIL  vigil dkim keygen: {gen.stdout} {gen.stderr}")
-            return 2
-        env = {"milter": milter, "cli": cli, "dns": dns_bin, "work": work,
-               "key": os.path.join(keydir, "fault.test.sel.pem"), "zones": zones(work, m.group(1))}
-        msg = signed_message(cli, env["key"], b"Hello from the fault matrix.\r\n", work)
-        for case in (case_healthy, case_dns_down, case_dns_late, case_servfail, case_truncated, case_many_rcpts,
-                     case_full_disk):
-            print(f"-- {case.__name__}", flush=True)
-            try:
-                case(env, msg)
-            except Exception as e:  # noqa: BLE001 - report and go on
-                traceback.print_exc()
-                check(False, f"{case.__name__} raised {type(e).__name__}: {e}")
-        print("-- case_50mb", flush=True)
-        try:
-            case_50mb(env)
-        except Exception as e:  # noqa: BLE001
-            traceback.print_exc()
-            check(False, f"case_50mb raised {type(e).__name__}: {e}")
-    finally:
-        if failures:
-            print(f"logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{len(failures)} failed, {time.monotonic() - started:.1f} s")
-    for f in failures:
-        print(f"FAILED: {f}")
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def test_50mb_message(env, launch):
+    what = "a 50 MB message"
+    line = b"The quick brown fox jumps over the lazy dog, again and again, in a very large message.\r\n"
+    body = line * (50 * 1024 * 1024 // len(line) + 1)
+    msg = signed_message(env.cli, env.key, body, env.work)
+    dns = launch.dns(env.zones)
+    m = start_milter(launch, "big", dns)
+    transaction(m, signed_message(env.cli, env.key, b"warm-up\r\n", env.work))
+    before = m.rss_kb()
+    t = time.monotonic()
+    o = transaction(m, msg)
+    took = time.monotonic() - t
+    grew_mb = (m.rss_kb() - before) / 1024
+    assert o.final in ("ACCEPT", "CONTINUE") and ar_has(o, "dkim=pass"), \
+        (f"{what} ({len(msg) / 1e6:.0f} MB): accepted with dkim=pass over the whole body in {took:.1f} s "
+         f"({o.final}, {o.ar!r})")
+    assert grew_mb < 40, f"{what}: RSS grew {grew_mb:.1f} MB (< 40: the body streams, it is not held)"
+    common(m, what, 2)

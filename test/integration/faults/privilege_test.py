@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Least privilege, verified on the real daemon and the shipped systemd unit.
 
-    python3 test/integration/faults/privilege_test.py VIGIL_MILTER SYSTEMD_UNIT
+    pytest test/integration/faults/privilege_test.py [--vigil-milter PATH]
 
   1. Started as root on a privileged port (< 1024), vigil-milter binds it and then runs as `vigil`:
      real, effective, saved and file-system uid and gid all the user's, no supplementary group 0,
@@ -18,42 +17,42 @@
      AF_UNIX AF_INET AF_INET6, ReadWritePaths only /run/vigil, /var/lib/vigil (and, optional,
      /var/spool/postfix/vigil); `systemd-analyze verify` accepts it and `systemd-analyze security
      --offline=yes` rates its exposure at most 3.0.
-Needs root and the user `vigil` (scripts/bootstrap.sh creates it): exit 77 (skipped) otherwise.
-Exit 0 = all passed, 1 = a check failed. About 10 s.
+The unit is contrib/systemd/vigil-milter.service. Needs root and the user `vigil` (scripts/bootstrap.sh
+creates it): skipped otherwise. About 10 s.
 """
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
-import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
-import milter_client as mc  # noqa: E402
+import pytest
 
-failures: list[str] = []
+import milter_client as mc
+import vigil_fixtures as vf
 
 
-def check(cond, what: str) -> bool:
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return bool(cond)
+def _why_skipped():
+    if os.geteuid() != 0:
+        return "needs root (the daemon starts as root and drops privileges)"
+    try:
+        pwd.getpwnam("vigil")
+    except KeyError:
+        return "no user 'vigil' (scripts/bootstrap.sh creates it)"
+    return None
 
+
+pytestmark = pytest.mark.skipif(_why_skipped() is not None, reason=str(_why_skipped()))
+
+UNIT = os.path.join(vf.REPO, "contrib", "systemd", "vigil-milter.service")
 
 CONFIG = """\
 [milter]
-socket = "{socket}"
 socket_mode = "{mode}"
 user = "{user}"
 allow_root = false
@@ -68,46 +67,15 @@ enabled = true
 """
 
 
-def write_conf(work: str, name: str, socket_spec: str, user: str = "vigil", mode: str = "0660",
-               key: str | None = None) -> str:
+def config(user: str = "vigil", mode: str = "0660", key: str | None = None) -> str:
     keys = f'[[checks.dkim.key]]\ndomain = "vigil.test"\nselector = "s1"\nfile = "{key}"\n' if key else ""
-    path = os.path.join(work, f"{name}.conf")
-    with open(path, "w") as f:
-        f.write(CONFIG.format(socket=socket_spec, mode=mode, user=user, keys=keys))
-    os.chmod(path, 0o644)
-    return path
+    return CONFIG.format(mode=mode, user=user, keys=keys)
 
 
-class Daemon:
-    def __init__(self, argv: list[str], log_path: str):
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-
-    def log(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def wait_for(self, text: str, timeout: float = 20) -> bool:
-        deadline = time.monotonic() + timeout
-        while text not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
-
-    def status(self) -> dict[str, str]:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def write_conf(work: str, name: str, user: str = "vigil", key: str | None = None) -> str:
+    """A config file for a vigil-milter run that is not a daemon (-t, or refused at start)."""
+    return vf.write(os.path.join(work, f"{name}.conf"),
+                    vf.milter_config(config(user=user, key=key), mc.free_inet_address(), user, False), 0o644)
 
 
 def free_low_port() -> int:
@@ -142,44 +110,57 @@ def run_with_unit_caps(binary: str, unit: str, args: list[str]) -> list[str]:
     return ["setpriv", f"--bounding-set={bounding_set(unit)}", binary] + args
 
 
+def unit_caps() -> list[str]:
+    """setpriv with the unit's capability bounding set: the command prefix to run the daemon under."""
+    return ["setpriv", f"--bounding-set={bounding_set(UNIT)}"]
+
+
 def message_ok(address: str) -> bool:
     res = mc.send_message(address, "a@example.org", ["b@vigil.test"],
                           b"From: a@example.org\r\nSubject: x\r\n\r\nhello\r\n", client_ip="203.0.113.9")
     return res.action == "ACCEPT"
 
 
-def t_drop(binary: str, unit: str, work: str, vigil: pwd.struct_passwd) -> None:
-    print("-- 1. bind as root, then run as vigil")
-    port = free_low_port()
-    conf = write_conf(work, "drop", f"inet:{port}@127.0.0.1")
-    d = Daemon(run_with_unit_caps(binary, unit, ["-f", "-c", conf]), os.path.join(work, "drop.log"))
+def start(launch, name: str, text: str, **kw) -> tuple[vf.Milter, bool]:
+    """(the daemon, whether it came up: logged "starting: listening")."""
+    m = launch.milter(name, text, start=False, **kw)
     try:
-        up = d.wait_for("starting: listening")
-        check(up, f"the daemon listens on privileged port {port} under the unit's capability set")
-        if not up:
-            print(d.log())
-            return
-        st = d.status()
-        uids, gids = st["Uid"].split(), st["Gid"].split()
-        check(uids == [str(vigil.pw_uid)] * 4, f"real/effective/saved/fs uid are vigil's ({st['Uid']})")
-        check(gids == [str(vigil.pw_gid)] * 4, f"real/effective/saved/fs gid are vigil's ({st['Gid']})")
-        groups = st.get("Groups", "").split()
-        check("0" not in groups, f"no supplementary group root ({groups})")
-        check(int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0,
-              f"no capabilities left (CapEff {st['CapEff']}, CapPrm {st['CapPrm']})")
-        check(st.get("NoNewPrivs") == "1", f"no_new_privs is set (NoNewPrivs {st.get('NoNewPrivs')})")
-        check(message_ok(f"inet:{port}@127.0.0.1"), "a message goes through the privileged port")
-    finally:
-        d.stop()
+        m.start()
+        return m, True
+    except RuntimeError as e:
+        print(e)
+        return m, False
 
 
-def t_refuse_root(binary: str, work: str) -> None:
-    print("-- 2. refuses to run as root")
-    for user in ("root", ""):
-        conf = write_conf(work, f"root{user}", mc.free_inet_address(), user=user)
-        done = subprocess.run([binary, "-f", "-c", conf], capture_output=True, text=True, timeout=30)
-        check(done.returncode != 0 and "refusing to run as root" in done.stdout + done.stderr,
-              f"user = {user!r} without allow_root: exit {done.returncode}, 'refusing to run as root'")
+@pytest.fixture(scope="module")
+def vigil():
+    return pwd.getpwnam("vigil")
+
+
+def test_bind_as_root_then_run_as_vigil(launch, vigil):
+    """1. bind a privileged port as root, then run as vigil."""
+    port = free_low_port()
+    m, up = start(launch, "drop", config(), socket=f"inet:{port}@127.0.0.1", prefix=unit_caps())
+    assert up, f"the daemon listens on privileged port {port} under the unit's capability set"
+    st = m.status()
+    uids, gids = st["Uid"].split(), st["Gid"].split()
+    assert uids == [str(vigil.pw_uid)] * 4, f"real/effective/saved/fs uid are vigil's ({st['Uid']})"
+    assert gids == [str(vigil.pw_gid)] * 4, f"real/effective/saved/fs gid are vigil's ({st['Gid']})"
+    groups = st.get("Groups", "").split()
+    assert "0" not in groups, f"no supplementary group root ({groups})"
+    assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, \
+        f"no capabilities left (CapEff {st['CapEff']}, CapPrm {st['CapPrm']})"
+    assert st.get("NoNewPrivs") == "1", f"no_new_privs is set (NoNewPrivs {st.get('NoNewPrivs')})"
+    assert message_ok(f"inet:{port}@127.0.0.1"), "a message goes through the privileged port"
+
+
+@pytest.mark.parametrize("user", ["root", ""], ids=["root", "empty"])
+def test_refuses_to_run_as_root(binaries, workdir, user):
+    """2. [milter] user = "root" (or none) without allow_root: exit 1."""
+    conf = write_conf(workdir, f"root{user}", user=user)
+    done = subprocess.run([binaries.milter, "-f", "-c", conf], capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "refusing to run as root" in done.stdout + done.stderr, \
+        f"user = {user!r} without allow_root: exit {done.returncode}, 'refusing to run as root'"
 
 
 def make_key(work: str, name: str, mode: int, owner: pwd.struct_passwd | None) -> str:
@@ -197,126 +178,76 @@ def make_key(work: str, name: str, mode: int, owner: pwd.struct_passwd | None) -
     return path
 
 
-def t_key_modes(binary: str, work: str) -> None:
-    print("-- 3. private key modes")
-    for mode, good in ((0o640, False), (0o604, False), (0o600, True)):
-        key = make_key(work, f"mode{mode:o}", mode, None)
-        conf = write_conf(work, f"key{mode:o}", mc.free_inet_address(), key=key)
-        done = subprocess.run([binary, "-t", "-c", conf], capture_output=True, text=True, timeout=30)
-        text = done.stdout + done.stderr
-        if good:
-            check(done.returncode == 0, f"a {mode:04o} key is accepted (vigil-milter -t exit {done.returncode})")
-        else:
-            check(done.returncode != 0 and "readable by group or others" in text,
-                  f"a {mode:04o} key is refused: exit {done.returncode}, {text.strip().splitlines()[:1]}")
+@pytest.mark.parametrize("mode,good", [(0o640, False), (0o604, False), (0o600, True)], ids=["0640", "0604", "0600"])
+def test_private_key_mode(binaries, workdir, mode, good):
+    """3. DKIM signing keys that group or others may read are refused, 0600 is accepted."""
+    key = make_key(workdir, f"mode{mode:o}", mode, None)
+    conf = write_conf(workdir, f"key{mode:o}", key=key)
+    done = subprocess.run([binaries.milter, "-t", "-c", conf], capture_output=True, text=True, timeout=30)
+    text = done.stdout + done.stderr
+    if good:
+        assert done.returncode == 0, f"a {mode:04o} key is accepted (vigil-milter -t exit {done.returncode})"
+    else:
+        assert done.returncode != 0 and "readable by group or others" in text, \
+            f"a {mode:04o} key is refused: exit {done.returncode}, {text.strip().splitlines()[:1]}"
 
 
-def t_key_owner_reload(binary: str, unit: str, work: str, vigil: pwd.struct_passwd) -> None:
-    print("-- 4. key ownership, start as root and reload as vigil, under the unit's capabilities")
-    root = pwd.getpwuid(0)
-    for owner, reload_ok in ((vigil, True), (root, False)):
-        key = make_key(work, f"owner-{owner.pw_name}", 0o600, owner)
-        address = mc.free_inet_address()
-        conf = write_conf(work, f"owner-{owner.pw_name}", address, key=key)
-        d = Daemon(run_with_unit_caps(binary, unit, ["-f", "-c", conf]), os.path.join(work, f"owner-{owner.pw_name}.log"))
-        try:
-            up = d.wait_for("starting: listening")
-            check(up, f"key owned by {owner.pw_name} (0600): read at start as root")
-            if not up:
-                print(d.log())
-                continue
-            d.proc.send_signal(signal.SIGUSR1)
-            if reload_ok:
-                check(d.wait_for("reloaded configuration", 10), f"key owned by {owner.pw_name}: SIGUSR1 reload re-reads it")
-            else:
-                got = d.wait_for("keeping the running configuration", 10)
-                check(got and "cannot open key file" in d.log(),
-                      f"key owned by root: the reload (as vigil) cannot read it, says so and keeps the old config")
-            check(message_ok(address), f"key owned by {owner.pw_name}: still serving after the reload")
-        finally:
-            d.stop()
+@pytest.mark.parametrize("owner_name,reload_ok", [("vigil", True), ("root", False)])
+def test_key_owner_and_reload(launch, workdir, owner_name, reload_ok):
+    """4. Under the unit's capabilities, a 0600 key is read at start (as root) either way, and again on
+    SIGUSR1 (as vigil) only when vigil owns it: else the reload fails with a clear line and the old
+    configuration keeps serving."""
+    owner = pwd.getpwnam(owner_name)
+    key = make_key(workdir, f"owner-{owner.pw_name}", 0o600, owner)
+    m, up = start(launch, f"owner-{owner.pw_name}", config(key=key), prefix=unit_caps())
+    assert up, f"key owned by {owner.pw_name} (0600): read at start as root"
+    outcome = m.reload()
+    if reload_ok:
+        assert outcome == "reloaded", f"key owned by {owner.pw_name}: SIGUSR1 reload re-reads it"
+    else:
+        assert outcome == "kept" and "cannot open key file" in m.log(), \
+            "key owned by root: the reload (as vigil) cannot read it, says so and keeps the old config"
+    assert message_ok(m.address), f"key owned by {owner.pw_name}: still serving after the reload"
 
 
-def t_socket_mode(binary: str, work: str, vigil: pwd.struct_passwd) -> None:
-    print("-- 5. unix socket mode")
-    sockdir = os.path.join(work, "sock")
+def test_unix_socket_mode(launch, workdir, vigil):
+    """5. A unix socket gets the configured socket_mode and belongs to the milter's user."""
+    sockdir = os.path.join(workdir, "sock")
     os.mkdir(sockdir)
     os.chmod(sockdir, 0o755)
     path = os.path.join(sockdir, "m.sock")
-    conf = write_conf(work, "unix", f"unix:{path}", mode="0600")
-    d = Daemon([binary, "-f", "-c", conf], os.path.join(work, "unix.log"))
-    try:
-        if not check(d.wait_for("starting: listening"), "the daemon starts on a unix socket"):
-            print(d.log())
-            return
-        st = os.stat(path)
-        check(stat.S_IMODE(st.st_mode) == 0o600, f"socket_mode 0600 gives mode {oct(stat.S_IMODE(st.st_mode))}")
-        check(st.st_uid == vigil.pw_uid, f"the socket belongs to vigil (uid {st.st_uid})")
-        check(message_ok(f"unix:{path}"), "a message goes through the unix socket")
-    finally:
-        d.stop()
+    m, up = start(launch, "unix", config(mode="0600"), socket=f"unix:{path}")
+    assert up, "the daemon starts on a unix socket"
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o600, f"socket_mode 0600 gives mode {oct(stat.S_IMODE(st.st_mode))}"
+    assert st.st_uid == vigil.pw_uid, f"the socket belongs to vigil (uid {st.st_uid})"
+    assert message_ok(f"unix:{path}"), "a message goes through the unix socket"
 
 
-def t_unit(binary: str, unit: str, work: str) -> None:
-    print("-- 6. the systemd unit")
+def test_systemd_unit(binaries, workdir):
+    """6. The unit's settings; `systemd-analyze verify` and `security --offline=yes` on a copy of it
+    that names the binary under test."""
+    binary, unit, work = binaries.milter, UNIT, workdir
     s = unit_settings(unit)
-    check(s.get("NoNewPrivileges") == ["yes"], f"NoNewPrivileges=yes ({s.get('NoNewPrivileges')})")
-    check(s.get("ProtectSystem") == ["strict"], f"ProtectSystem=strict ({s.get('ProtectSystem')})")
-    check(s.get("PrivateTmp") == ["yes"], f"PrivateTmp=yes ({s.get('PrivateTmp')})")
+    assert s.get("NoNewPrivileges") == ["yes"], f"NoNewPrivileges=yes ({s.get('NoNewPrivileges')})"
+    assert s.get("ProtectSystem") == ["strict"], f"ProtectSystem=strict ({s.get('ProtectSystem')})"
+    assert s.get("PrivateTmp") == ["yes"], f"PrivateTmp=yes ({s.get('PrivateTmp')})"
     fams = " ".join(s.get("RestrictAddressFamilies", [])).split()
-    check(sorted(fams) == ["AF_INET", "AF_INET6", "AF_UNIX"], f"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 ({fams})")
+    assert sorted(fams) == ["AF_INET", "AF_INET6", "AF_UNIX"], \
+        f"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 ({fams})"
     rw = " ".join(s.get("ReadWritePaths", [])).split()
-    check(sorted(rw) == ["-/var/spool/postfix/vigil", "/run/vigil", "/var/lib/vigil"],
-          f"ReadWritePaths only /run/vigil, /var/lib/vigil and the optional Postfix socket directory ({rw})")
+    assert sorted(rw) == ["-/var/spool/postfix/vigil", "/run/vigil", "/var/lib/vigil"], \
+        f"ReadWritePaths only /run/vigil, /var/lib/vigil and the optional Postfix socket directory ({rw})"
     if shutil.which("systemd-analyze") is None:
-        print("note  systemd-analyze not installed: verify/security not run")
-        return
+        pytest.skip("systemd-analyze not installed: verify/security not run")
     copy = os.path.join(work, os.path.basename(unit))
     with open(unit) as f, open(copy, "w") as out:
         out.write(f.read().replace("/usr/local/sbin/vigil-milter", binary))
     done = subprocess.run(["systemd-analyze", "verify", copy], capture_output=True, text=True, timeout=60)
-    check(done.returncode == 0 and not done.stderr.strip(), f"systemd-analyze verify: exit {done.returncode} {done.stderr.strip()!r}")
-    done = subprocess.run(["systemd-analyze", "security", "--offline=yes", copy], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and not done.stderr.strip(), \
+        f"systemd-analyze verify: exit {done.returncode} {done.stderr.strip()!r}"
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes", copy], capture_output=True, text=True,
+                          timeout=60)
     m = re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout)
-    check(m is not None and float(m.group(1)) <= 3.0,
-          f"systemd-analyze security: exposure {m.group(1) if m else '?'} (at most 3.0)")
-
-
-def main() -> int:
-    if len(sys.argv) != 3:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
-    binary, unit = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    if os.geteuid() != 0:
-        print("skipped: needs root (the daemon starts as root and drops privileges)")
-        return 77
-    try:
-        vigil = pwd.getpwnam("vigil")
-    except KeyError:
-        print("skipped: no user 'vigil' (scripts/bootstrap.sh creates it)")
-        return 77
-    grp.getgrgid(vigil.pw_gid)
-    work = tempfile.mkdtemp(prefix="vigil-priv-")
-    os.chmod(work, 0o755)
-    started = time.monotonic()
-    try:
-        for t, args in ((t_drop, (binary, unit, work, vigil)), (t_refuse_root, (binary, work)),
-                        (t_key_modes, (binary, work)), (t_key_owner_reload, (binary, unit, work, vigil)),
-                        (t_socket_mode, (binary, work, vigil)), (t_unit, (binary, unit, work))):
-            try:
-                t(*args)
-            except Exception as e:  # noqa: BLE001
-                check(False, f"{t.__name__} raised {type(e).__name__}: {e}")
-    finally:
-        if failures:
-            print(f"logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"{len(failures)} failed, {time.monotonic() - started:.1f} s")
-    for f in failures:
-        print(f"FAILED: {f}")
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    assert m is not None and float(m.group(1)) <= 3.0, \
+        f"systemd-analyze security: exposure {m.group(1) if m else '?'} (at most 3.0)"
